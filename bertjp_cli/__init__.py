@@ -1,0 +1,58 @@
+"""The ``bertjp`` command: one subcommand per project command.
+
+Subcommands are looked up lazily, so ``bertjp --help`` answers at once without
+importing Beam or TensorFlow. Each subcommand's module has ``run(argv)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["COMMANDS", "main"]
+
+# name -> (module with run(argv), one-line help)
+COMMANDS = {
+    "wiki-corpus": ("pipelines.wiki_corpus",
+                    "Wikipedia Cirrussearch dump -> cleaned, sentence-split corpus shards"),
+    "cc100-corpus": ("pipelines.cc100_corpus",
+                     "CC-100 ja.txt.xz -> whitespace-normalised document shards"),
+    "sample-sentences": ("pipelines.sample_sentences",
+                         "deterministic sample of corpus sentences for tokenizer training"),
+}
+
+USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)
+
+Build a Japanese BERT from raw text with Apache Beam (locally or on Dataflow).
+
+commands:
+{commands}
+
+Options a command does not know go to Beam's PipelineOptions (--runner, --direct_num_workers,
+--project, --region, --temp_location, ...)."""
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    rows = "\n".join(f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items())
+    return USAGE.format(commands=rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bertjp`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from bertjp.version import __version__
+
+        print(f"bertjp {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"bertjp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    module.run(rest)
+    return 0

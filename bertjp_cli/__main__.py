@@ -1,0 +1,5 @@
+import sys
+
+from bertjp_cli import main
+
+sys.exit(main())

@@ -1,0 +1,240 @@
+"""What the corpus commands share: configuration, outputs, running and the summary."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+import apache_beam as beam
+
+from bertjp.sharding import stable_key
+from pipelines.io import WriteShards, shard_path, validate_inputs
+from pipelines.options import parse_args, setup_logging
+from pipelines.stats import CollectManifest, read_manifest
+
+__all__ = [
+    "CorpusConfig",
+    "EPILOG",
+    "add_corpus_arguments",
+    "corpus_config_kwargs",
+    "run_command",
+    "write_outputs",
+]
+
+EPILOG = """\
+Beam options: any other flag goes to Beam's PipelineOptions, e.g.
+  --direct_num_workers 2 --direct_running_mode multi_processing   (local, 2 processes)
+  --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+      --setup_file ./setup.py                                       (Google Cloud Dataflow)
+Without --runner (or with DirectRunner) the job runs locally on Beam's FnApiRunner.
+Outputs: PREFIX-SSSSS-of-NNNNN.txt[.gz] shards, PREFIX.dead-letter.jsonl (bad records with
+file, line and reason) and PREFIX.manifest.json (config, inputs, counts, checksums)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusConfig:
+    """Configuration shared by the corpus commands.
+
+    Attributes:
+      inputs: file paths or globs, local or ``gs://``.
+      output: the output prefix (``.../corpus``); shards are
+        ``PREFIX-00000-of-00008.txt[.gz]``.
+      num_shards: how many shards (any N >= 1).
+      gzip: gzip the shards.
+      seed: seeds the assignment of documents to shards and their order.
+      max_line_bytes: longer input lines go to the dead letters unread.
+      chunk_bytes: the most document bytes one worker sorts at once when writing.
+    """
+
+    inputs: tuple[str, ...]
+    output: str
+    num_shards: int = 8
+    gzip: bool = False
+    seed: int = 0
+    max_line_bytes: int = 64 << 20
+    chunk_bytes: int = 16 << 20
+
+    def __post_init__(self):
+        if not self.inputs:
+            raise ValueError("at least one --input is needed")
+        if self.num_shards < 1:
+            raise ValueError(f"--num-shards must be at least 1, got {self.num_shards}")
+        if self.max_line_bytes < 1 or self.chunk_bytes < 1:
+            raise ValueError("--max-line-bytes and --chunk-mb must be positive")
+
+    @property
+    def shard_paths(self) -> list[str]:
+        suffix = ".txt.gz" if self.gzip else ".txt"
+        return [shard_path(self.output, i, self.num_shards, suffix)
+                for i in range(self.num_shards)]
+
+    @property
+    def dead_letter_path(self) -> str:
+        return f"{self.output}.dead-letter.jsonl"
+
+    @property
+    def manifest_path(self) -> str:
+        return f"{self.output}.manifest.json"
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser, default_shards: int,
+                         default_stem: str) -> None:
+    """``--input``, ``--output``, sharding and robustness flags."""
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--input", nargs="+", required=True, metavar="PATH_OR_GLOB",
+                    help="input files: local paths or gs:// URLs, globs allowed; "
+                    ".gz, .bz2 and .xz are decompressed")
+    io.add_argument("--output", required=True, metavar="PREFIX",
+                    help=f"output prefix, local or gs:// (a trailing / means "
+                    f"PREFIX/{default_stem})")
+    io.add_argument("--num-shards", type=int, default=default_shards, metavar="N",
+                    help=f"number of output shards, any N >= 1 (default: {default_shards})")
+    io.add_argument("--gzip", action="store_true", help="gzip the shards (.txt.gz)")
+    io.add_argument("--seed", type=int, default=0,
+                    help="seed of the document-to-shard assignment and order (default: 0)")
+    io.add_argument("--max-line-bytes", type=int, default=64 << 20, metavar="N",
+                    help="input lines longer than this go to the dead letters without being "
+                    "read into memory (default: 64 MiB)")
+    io.add_argument("--chunk-mb", type=float, default=16, metavar="MB",
+                    help="most document data one worker sorts at once when writing shards; "
+                    "bounds a worker's memory (default: 16)")
+    from pipelines.options import add_common_arguments
+
+    add_common_arguments(parser)
+
+
+def corpus_config_kwargs(args, default_stem: str) -> dict:
+    output = args.output + default_stem if args.output.endswith("/") else args.output
+    return {
+        "inputs": tuple(args.input),
+        "output": output,
+        "num_shards": args.num_shards,
+        "gzip": args.gzip,
+        "seed": args.seed,
+        "max_line_bytes": args.max_line_bytes,
+        "chunk_bytes": max(1, int(args.chunk_mb * (1 << 20))),
+    }
+
+
+def _dead_letter_record(record: dict) -> tuple[int, bytes]:
+    key = stable_key(0, f"{record['source']}:{record['line']}")
+    return key, json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def summarize_counts(merged: dict) -> dict:
+    """Totals by reason, and whether every record in is accounted for."""
+    counts = merged["counts"]
+
+    def by_prefix(prefix):
+        return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
+
+    docs_in = counts.get("documents_in", 0)
+    dropped = by_prefix("dropped.")
+    out = counts.get("documents_out", 0)
+    summary = {
+        "documents": {"in": docs_in, "out": out, "dropped": dropped},
+        "dead_letters": sum(o["records"] for o in merged["outputs"]
+                            if o.get("role") == "dead_letter"),
+        "accounted": docs_in == out + sum(dropped.values()),
+    }
+    if "sentences.kept" in counts or by_prefix("sentences.filtered."):
+        summary["sentences"] = {"kept": counts.get("sentences.kept", 0),
+                                "filtered": by_prefix("sentences.filtered.")}
+    if by_prefix("lines_dropped."):
+        summary["lines_dropped"] = by_prefix("lines_dropped.")
+    return {"summary": summary}
+
+
+def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
+                  extra_header: dict | None = None):
+    """Writes the shards, the dead letters and the manifest.
+
+    Args:
+      config: the command's configuration.
+      command: the command's name, for the manifest.
+      docs: ``(key, document_bytes)`` records.
+      stats: the stats PCollections of the job's DoFns.
+      dead: the dead-letter PCollections of the job's DoFns.
+      extra_header: more facts for the manifest.
+
+    Returns:
+      The PCollection of the (single) manifest dict.
+    """
+    pipeline = docs.pipeline
+    shard_stats = docs | "WriteShards" >> WriteShards(
+        config.shard_paths, compress=config.gzip, chunk_bytes=config.chunk_bytes)
+    dead_stats = (
+        tuple(dead)
+        | "DeadLetters" >> beam.Flatten(pipeline=pipeline)
+        | "DeadLetterRecords" >> beam.Map(_dead_letter_record)
+        | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
+    )
+    header = {
+        "command": command,
+        "config": dataclasses.asdict(config),
+        "seed": config.seed,
+        "outputs_prefix": config.output,
+        **(extra_header or {}),
+    }
+    return (
+        (*stats, shard_stats, dead_stats)
+        | "AllStats" >> beam.Flatten(pipeline=pipeline)
+        | "Manifest" >> CollectManifest(config.manifest_path, header, summarize_counts)
+    )
+
+
+def format_summary(manifest: dict, seconds: float) -> str:
+    """A few lines for the terminal from a manifest."""
+    s = manifest["summary"]
+    docs = s["documents"]
+    inputs = manifest["inputs"]
+    shards = [o for o in manifest["outputs"] if o["role"] == "shard"]
+    lines = [
+        f"{manifest['command']} finished in {seconds:.1f} s",
+        f"  inputs:      {len(inputs)} file(s), {sum(i['bytes'] for i in inputs):,} bytes, "
+        f"{sum(i['lines'] for i in inputs):,} lines",
+        f"  documents:   {docs['in']:,} in, {docs['out']:,} out, "
+        f"{sum(docs['dropped'].values()):,} dropped"
+        + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(docs["dropped"].items())) + ")"
+           if docs["dropped"] else ""),
+    ]
+    if "sentences" in s:
+        filt = s["sentences"]["filtered"]
+        lines.append(
+            f"  sentences:   {s['sentences']['kept']:,} kept, {sum(filt.values()):,} filtered"
+            + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(filt.items())) + ")"
+               if filt else ""))
+    if s.get("lines_dropped"):
+        lines.append("  lines dropped: " + ", ".join(
+            f"{k} {v:,}" for k, v in sorted(s["lines_dropped"].items())))
+    sizes = [o["records"] for o in shards]
+    if shards:
+        lines.append(
+            f"  shards:      {len(shards)} file(s), {sum(o['content_bytes'] for o in shards):,} "
+            f"bytes of text, {min(sizes):,}–{max(sizes):,} documents per shard")
+    lines.append(f"  dead letters: {s['dead_letters']:,}"
+                 + ("" if s["accounted"] else "   WARNING: counts do not add up"))
+    lines.append(f"  manifest:    {manifest['outputs_prefix']}.manifest.json")
+    return "\n".join(lines)
+
+
+def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build) -> dict:
+    """Parses arguments, runs the job, prints the summary, returns the manifest."""
+    args, options = parse_args(parser, argv)
+    setup_logging(args.verbose)
+    try:
+        config = config_from_args(args)
+        validate_inputs(config.inputs)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    runner = options.get_all_options()["runner"]
+    print(f"{parser.prog}: running on {runner}", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    with beam.Pipeline(options=options) as pipeline:
+        build(pipeline, config)
+    manifest = read_manifest(config.manifest_path)
+    print(format_summary(manifest, time.monotonic() - start), flush=True)
+    return manifest

@@ -1,0 +1,273 @@
+"""Reading inputs and writing balanced, deterministic shards, local or ``gs://``.
+
+``MatchInputs`` expands globs into distinct file paths. ``ReadFileFn`` is the base
+of the readers: it opens a file through Beam's ``FileSystems``, decompresses it
+with the standard library (a truncated file raises, naming the file), hashes its
+raw bytes for the manifest and logs progress.
+
+``WriteShards`` takes ``(key, bytes)`` records and writes ``N`` files balanced in
+size, each holding a contiguous key range in key order (see
+:mod:`bertjp.sharding`). Records are grouped into chunks of bounded size, each
+chunk is sorted and written to a temporary part, and one step per shard
+concatenates its parts in order into the final file, compressing it if asked.
+The files are therefore byte-identical whatever the runner and worker count,
+and no worker holds more than one chunk.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import hashlib
+import logging
+import os
+import posixpath
+import uuid
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from bertjp import sharding
+from bertjp.streams import iter_lines, open_decompressed
+from pipelines.stats import STATS, Progress, TallyDoFn
+
+__all__ = ["MatchInputs", "ReadFileFn", "WriteShards", "shard_path", "validate_inputs"]
+
+_LOG = logging.getLogger(__name__)
+_BLOCK = 1 << 20
+
+
+def validate_inputs(patterns) -> None:
+    """Fails early, at construction, when a local pattern matches no file."""
+    for pattern in patterns:
+        if "://" in pattern:
+            continue  # matched on the workers; a missing object fails the job there
+        result = FileSystems.match([pattern])[0]
+        if not [m for m in result.metadata_list if not os.path.isdir(m.path)]:
+            raise FileNotFoundError(f"--input {pattern!r} matches no file")
+
+
+class MatchInputs(beam.PTransform):
+    """Expands file patterns into the distinct paths they match, sorted."""
+
+    def __init__(self, patterns):
+        super().__init__()
+        self._patterns = list(patterns)
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(self._patterns)
+            | "Match" >> fileio.MatchAll()
+            | "Path" >> beam.Map(lambda metadata: metadata.path)
+            | "Distinct" >> beam.Distinct()  # also spreads files over workers
+        )
+
+
+class ReadFileFn(TallyDoFn):
+    """Base of the file readers: subclasses implement ``read(path, lines)``.
+
+    ``read`` receives the numbered lines of the decompressed file (see
+    :func:`bertjp.streams.iter_lines`) and yields outputs. This class adds the
+    ``("input", {...})`` stats record (path, size, SHA-256, lines) and progress logs.
+    """
+
+    def __init__(self, max_line_bytes: int):
+        super().__init__()
+        self._max_line_bytes = max_line_bytes
+
+    def read(self, path, lines):
+        raise NotImplementedError
+
+    def process(self, path):
+        raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        try:
+            stream, hasher = open_decompressed(raw, path)
+            progress = Progress(f"reading {path}")
+            counter = {"lines": 0}
+
+            def numbered():
+                for lineno, line in iter_lines(stream, path, self._max_line_bytes):
+                    counter["lines"] = lineno
+                    if lineno & 0xFFFF == 0:
+                        progress.maybe_log(lineno, hasher.bytes_read)
+                    yield lineno, line
+
+            yield from self.read(path, numbered())
+            size, digest = hasher.finish()
+        finally:
+            raw.close()
+        self.count("input_files")
+        self.count("lines_read", counter["lines"])
+        _LOG.info("read %s: %d lines, %d bytes", path, counter["lines"], size)
+        yield beam.pvalue.TaggedOutput(
+            STATS, ("input", {"path": path, "bytes": size, "sha256": digest,
+                              "lines": counter["lines"]}))
+
+
+def shard_path(prefix: str, shard: int, num_shards: int, suffix: str) -> str:
+    """``PREFIX-00003-of-00008SUFFIX``."""
+    return f"{prefix}-{shard:05d}-of-{num_shards:05d}{suffix}"
+
+
+class _BinSizes(beam.CombineFn):
+    def create_accumulator(self):
+        return collections.Counter()
+
+    def add_input(self, acc, element):
+        acc[element[0]] += element[1]
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        merged = collections.Counter()
+        for acc in accumulators:
+            merged.update(acc)
+        return merged
+
+    def extract_output(self, acc):
+        return dict(acc)
+
+
+class _WriteChunkFn(beam.DoFn):
+    """Sorts one chunk's records and writes them to a temporary part file."""
+
+    def __init__(self, temp_dir: str):
+        super().__init__()
+        self._temp_dir = temp_dir
+
+    def process(self, element, plan):
+        chunk, records = element
+        records = sorted(records)
+        path = posixpath.join(self._temp_dir, f"chunk-{chunk:07d}")
+        lines = size = 0
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for _, payload in records:
+                f.write(payload)
+                size += len(payload)
+                lines += payload.count(b"\n")
+        yield plan.chunk_shards[chunk], (chunk, path, len(records), size, lines)
+
+
+class _HashingWriter:
+    """Counts and hashes the bytes written to a file."""
+
+    def __init__(self, f):
+        self._f = f
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._f.write(data)
+
+    def flush(self):
+        pass
+
+
+class _FinalizeShardFn(beam.DoFn):
+    """Concatenates a shard's parts in chunk order into its final file."""
+
+    def __init__(self, paths, compress: bool):
+        super().__init__()
+        self._paths = paths
+        self._compress = compress
+
+    def process(self, element):
+        shard, parts = element
+        parts = sorted(p for p in parts if p is not None)
+        path = self._paths[shard]
+        content = hashlib.sha256()
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            hashed = _HashingWriter(raw)
+            out = (gzip.GzipFile(filename="", mode="wb", fileobj=hashed, compresslevel=6,
+                                 mtime=0) if self._compress else hashed)
+            for _, part, _, _, _ in parts:
+                with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                    while block := f.read(_BLOCK):
+                        content.update(block)
+                        out.write(block)
+            if self._compress:
+                out.close()
+        if parts:
+            FileSystems.delete([p[1] for p in parts])
+        yield beam.pvalue.TaggedOutput(STATS, ("output", {
+            "path": path,
+            "role": "shard",
+            "shard": shard,
+            "records": sum(p[2] for p in parts),
+            "lines": sum(p[4] for p in parts),
+            "content_bytes": sum(p[3] for p in parts),
+            "content_sha256": content.hexdigest(),
+            "bytes": hashed.size,
+            "sha256": hashed.sha256.hexdigest(),
+        }))
+
+
+def _remove_temp_dir(_, temp_dir: str) -> None:
+    try:
+        if FileSystems.exists(temp_dir):
+            FileSystems.delete([temp_dir])
+    except Exception as err:  # pylint: disable=broad-except
+        _LOG.warning("could not remove the temporary folder %s: %s", temp_dir, err)
+
+
+class WriteShards(beam.PTransform):
+    """Writes ``(key, bytes)`` records into ``num_shards`` balanced, key-ordered files.
+
+    Args:
+      paths: the final path of each shard (its length is the number of shards).
+      compress: gzip each file (deterministic header: no name, mtime 0).
+      chunk_bytes: the most record bytes a worker sorts at once (unless one
+        16-bit key bin alone is larger).
+      role: ``"shard"``, ``"dead_letter"``, ... recorded in the manifest.
+
+    Returns:
+      The ``stats`` PCollection: one ``("output", {...})`` per file, with its
+      records, lines, sizes and checksums.
+    """
+
+    def __init__(self, paths, compress: bool = False, chunk_bytes: int = 16 << 20,
+                 role: str = "shard"):
+        super().__init__()
+        self._paths = list(paths)
+        self._compress = compress
+        self._chunk_bytes = chunk_bytes
+        self._role = role
+        first = self._paths[0]
+        self._temp_dir = f"{first}.tmp-{uuid.uuid4().hex[:12]}"
+
+    def expand(self, records):
+        num_shards = len(self._paths)
+        plan = (
+            records
+            | "BinSizes" >> beam.Map(lambda kv: (sharding.bin_of(kv[0]), len(kv[1])))
+            | "Histogram" >> beam.CombineGlobally(_BinSizes())
+            | "Plan" >> beam.Map(sharding.plan_shards, num_shards, self._chunk_bytes)
+        )
+        plan_side = beam.pvalue.AsSingleton(plan)
+        parts = (
+            records
+            | "ToChunk" >> beam.Map(lambda kv, p: (p.chunk_of(kv[0]), kv), p=plan_side)
+            | "GroupChunks" >> beam.GroupByKey()
+            | "WriteChunks" >> beam.ParDo(_WriteChunkFn(self._temp_dir), plan=plan_side)
+        )
+        every_shard = plan | "EveryShard" >> beam.FlatMap(
+            lambda p: [(s, None) for s in range(p.num_shards)])
+        written = (
+            (parts, every_shard)
+            | "Parts" >> beam.Flatten()
+            | "GroupShards" >> beam.GroupByKey()
+            | "Finalize" >> beam.ParDo(_FinalizeShardFn(self._paths, self._compress))
+            .with_outputs(STATS)
+        )
+        role = self._role
+        return (
+            written[STATS]
+            | "Role" >> beam.Map(lambda kv: (kv[0], {**kv[1], "role": role}))
+            | "AfterAll" >> beam.combiners.ToList()
+            | "Cleanup" >> beam.FlatMap(
+                lambda stats, tmp: (_remove_temp_dir(None, tmp), stats)[1], self._temp_dir)
+        )
