@@ -20,6 +20,7 @@ __all__ = [
     "EPILOG",
     "add_corpus_arguments",
     "corpus_config_kwargs",
+    "dead_letter_record",
     "run_command",
     "write_outputs",
 ]
@@ -119,7 +120,7 @@ def corpus_config_kwargs(args, default_stem: str) -> dict:
     }
 
 
-def _dead_letter_record(record: dict) -> tuple[int, bytes]:
+def dead_letter_record(record: dict) -> tuple[int, bytes]:
     key = stable_key(0, f"{record['source']}:{record['line']}")
     return key, json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
 
@@ -169,7 +170,7 @@ def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
     dead_stats = (
         tuple(dead)
         | "DeadLetters" >> beam.Flatten(pipeline=pipeline)
-        | "DeadLetterRecords" >> beam.Map(_dead_letter_record)
+        | "DeadLetterRecords" >> beam.Map(dead_letter_record)
         | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
     )
     header = {
@@ -196,7 +197,7 @@ def format_summary(manifest: dict, seconds: float) -> str:
         f"{manifest['command']} finished in {seconds:.1f} s",
         f"  inputs:      {len(inputs)} file(s), {sum(i['bytes'] for i in inputs):,} bytes, "
         f"{sum(i['lines'] for i in inputs):,} lines",
-        f"  documents:   {docs['in']:,} in, {docs['out']:,} out, "
+        f"  {s.get('unit', 'documents') + ':':<12} {docs['in']:,} in, {docs['out']:,} out, "
         f"{sum(docs['dropped'].values()):,} dropped"
         + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(docs["dropped"].items())) + ")"
            if docs["dropped"] else ""),
@@ -214,7 +215,7 @@ def format_summary(manifest: dict, seconds: float) -> str:
     if shards:
         lines.append(
             f"  shards:      {len(shards)} file(s), {sum(o['content_bytes'] for o in shards):,} "
-            f"bytes of text, {min(sizes):,}–{max(sizes):,} documents per shard")
+            f"bytes of text, {min(sizes):,}–{max(sizes):,} records per file")
     lines.append(f"  dead letters: {s['dead_letters']:,}"
                  + ("" if s["accounted"] else "   WARNING: counts do not add up"))
     lines.append(f"  manifest:    {manifest['outputs_prefix']}.manifest.json")

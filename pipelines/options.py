@@ -89,6 +89,7 @@ def setup_logging(verbose: bool = False) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        force=True,
     )
     for name in ("bertjp", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO)
