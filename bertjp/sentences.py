@@ -15,7 +15,7 @@ mention ``句点``: the same sentences, with far less Python work per token.
 from __future__ import annotations
 
 import collections
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from bertjp.mecab import MecabDictionary, make_tagger
 
@@ -28,12 +28,20 @@ class SentenceSplitter:
 
     Picklable: the MeCab tagger is dropped when pickled and rebuilt on first use.
 
+    MeCab crashes (segfaults) on some inputs of a few megabytes, so a text longer
+    than ``max_parse_chars`` is parsed in pieces, each cut just after a ``。``
+    where there is one (a sentence boundary with every dictionary, so the result
+    is unchanged), else at the limit.
+
     Args:
       dictionary: the MeCab dictionary; unidic-lite by default.
+      max_parse_chars: the longest text handed to MeCab at once.
     """
 
-    def __init__(self, dictionary: MecabDictionary | None = None):
+    def __init__(self, dictionary: MecabDictionary | None = None,
+                 max_parse_chars: int = 1 << 16):
         self.dictionary = dictionary or MecabDictionary()
+        self.max_parse_chars = max_parse_chars
         self._tagger = None
 
     def __getstate__(self) -> dict:
@@ -46,14 +54,19 @@ class SentenceSplitter:
             self._tagger = make_tagger(self.dictionary, prefix=r"%pe\t")
         return self._tagger
 
-    def split(self, text: str) -> list[str]:
-        """Returns the sentences of ``text``, unstripped, in order; ``[]`` for ``""``."""
-        if not text:
-            return []
-        out = self._get_tagger().parse(text)
-        data = text.encode("utf-8")
-        sentences = []
+    def _pieces(self, text: str) -> Iterator[str]:
+        limit = self.max_parse_chars
         start = 0
+        while len(text) - start > limit:
+            cut = text.rfind("。", start + limit // 2, start + limit)
+            end = cut + 1 if cut != -1 else start + limit
+            yield text[start:end]
+            start = end
+        yield text[start:]
+
+    def _ends(self, piece: str) -> Iterator[int]:
+        """Byte offsets in ``piece`` just after each sentence-ending token."""
+        out = self._get_tagger().parse(piece)
         pos = out.find("句点")
         while pos != -1:
             line_start = out.rfind("\n", 0, pos) + 1
@@ -63,10 +76,21 @@ class SentenceSplitter:
             end, _, rest = out[line_start:line_end].partition("\t")
             features = rest.partition("\t")[2]
             if "記号" in features and "句点" in features:
-                end = int(end)
-                sentences.append(data[start:end].decode("utf-8"))
-                start = end
+                yield int(end)
             pos = out.find("句点", line_end)
+
+    def split(self, text: str) -> list[str]:
+        """Returns the sentences of ``text``, unstripped, in order; ``[]`` for ``""``."""
+        if not text:
+            return []
+        data = text.encode("utf-8")
+        sentences = []
+        start = base = 0
+        for piece in self._pieces(text):
+            for end in self._ends(piece):
+                sentences.append(data[start : base + end].decode("utf-8"))
+                start = base + end
+            base += len(piece.encode("utf-8"))
         if start < len(data):
             sentences.append(data[start:].decode("utf-8"))
         return sentences

@@ -54,5 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bertjp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    module.run(rest)
+    try:
+        module.run(rest)
+    except KeyboardInterrupt:
+        print(f"bertjp {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # pylint: disable=broad-except
+        if "--verbose" in rest:
+            raise
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        print(f"bertjp {name}: error: {lines[-1]}\n(run with --verbose for the traceback)",
+              file=sys.stderr)
+        return 1
     return 0

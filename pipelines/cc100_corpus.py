@@ -72,6 +72,7 @@ def build(pipeline: beam.Pipeline, config: Cc100CorpusConfig):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # an abbreviation could shadow a Beam option
         prog="bertjp cc100-corpus",
         description="Turn CC-100 text (ja.txt.xz; also .gz or plain: one paragraph per line, "
         "an empty line after each document) into document shards in the corpus format, "

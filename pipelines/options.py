@@ -93,6 +93,10 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for name in ("bertjp", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO)
+    if not verbose:
+        # A failing DoFn is logged by Beam with its whole traceback, then raised;
+        # the command reports it once, in one line (``--verbose`` shows both).
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -157,6 +157,7 @@ def build(pipeline: beam.Pipeline, config: SampleConfig):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # an abbreviation could shadow a Beam option
         prog="bertjp sample-sentences",
         description="Draw a deterministic, uniform sample of K non-empty sentences (lines) from "
         "corpus files, e.g. for tokenizer training. The same inputs, K and --seed give the "

@@ -150,6 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # an abbreviation could shadow a Beam option
         prog="bertjp wiki-corpus",
         description="Turn Wikipedia Cirrussearch content dumps into sentence-per-line corpus "
         "shards (one sentence per line, an empty line after each document), cleaned and "

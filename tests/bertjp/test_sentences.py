@@ -63,3 +63,24 @@ def test_filter_strips_and_counts_reasons():
 def test_filter_rejects_bad_bounds():
     with pytest.raises(ValueError):
         SentenceFilter(10, 5)
+
+
+def test_long_text_parsed_in_pieces_gives_the_same_sentences():
+    import gzip
+    import json
+
+    from bertjp.text import clean_wiki_text
+    from tests.conftest import WIKI_DUMP
+
+    pages = [json.loads(line) for line in gzip.open(WIKI_DUMP)][1::2]
+    text = " ".join(clean_wiki_text(p["text"], p["title"]) for p in pages)
+    assert len(text) > 200_000
+    whole = SentenceSplitter(max_parse_chars=10**7).split(text)
+    assert SentenceSplitter(max_parse_chars=5000).split(text) == whole
+    assert SentenceSplitter(max_parse_chars=777).split(text) == whole
+
+
+def test_megabyte_sentence_does_not_crash_mecab():
+    # fugashi's own parse() segfaults on this input; the pieces keep MeCab safe.
+    sentences = SentenceSplitter().split("あ" * 1_000_000)
+    assert "".join(sentences) == "あ" * 1_000_000
