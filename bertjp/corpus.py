@@ -9,6 +9,7 @@ does, and a document never continues across the end of a file.
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Iterable, Iterator, Sequence
 
 from bertjp.streams import LineTooLong
@@ -17,6 +18,7 @@ from bertjp.text import normalize_cc100_line
 __all__ = [
     "BadLine",
     "Cc100Document",
+    "ReferenceSplitter",
     "format_document",
     "group_cc100_documents",
     "iter_corpus_documents",
@@ -116,3 +118,41 @@ def group_cc100_documents(
                 doc = []
     if doc:
         yield Cc100Document(ordinal, first, tuple(doc))
+
+
+class ReferenceSplitter:
+    """The file choice of the reference's ``merge_split_corpora.py``, draw for draw.
+
+    The reference seeds Python's ``random`` with 0, picks the first file with
+    ``randint(1, N)`` used as a 0-based index (so the first document never goes to
+    the first file, and ``N`` itself is out of range: it crashes), writes each
+    normalised line to the current file and draws a new file with
+    ``randrange(N)`` after every empty line.
+
+    Args:
+      num_files: N.
+      seed: the seed (the reference's is 0).
+
+    Raises:
+      ValueError: the first draw is N, where the reference crashes (with seed 0:
+        N = 2, 4, 7, 14, ...).
+    """
+
+    def __init__(self, num_files: int, seed: int = 0):
+        self.num_files = num_files
+        self._rng = random.Random(seed)
+        first = self._rng.randint(1, num_files)
+        if first == num_files:
+            raise ValueError(
+                f"merge_split_corpora.py crashes for N = {num_files} with seed {seed} (its "
+                f"first draw randint(1, {num_files}) is {num_files}, used as a 0-based "
+                "index); choose another N or seed, or leave out --reference-sharding"
+            )
+        self._current = first
+
+    def assign(self, normalized_line: str) -> int:
+        """The 0-based file the line is written to (an empty line ends a document)."""
+        target = self._current
+        if not normalized_line:
+            self._current = self._rng.randrange(self.num_files)
+        return target

@@ -21,20 +21,39 @@ from typing import Sequence
 
 import apache_beam as beam
 
-from bertjp.corpus import BadLine, format_document, group_cc100_documents
+import gzip
+import hashlib
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from bertjp.corpus import BadLine, ReferenceSplitter, format_document, group_cc100_documents
+from bertjp.streams import LineTooLong
+from bertjp.text import normalize_cc100_line
 from bertjp.sharding import stable_key
 from pipelines import common
-from pipelines.io import MatchInputs, ReadFileFn
-from pipelines.stats import DEAD, STATS, dead_letter
+from pipelines.io import InputLines, MatchInputs, ReadFileFn, expand_inputs
+from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
 
 __all__ = ["Cc100CorpusConfig", "build", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Cc100CorpusConfig(common.CorpusConfig):
-    """Configuration of ``bertjp cc100-corpus`` (see :class:`common.CorpusConfig`)."""
+    """Configuration of ``bertjp cc100-corpus`` (see :class:`common.CorpusConfig`).
+
+    Attributes:
+      reference_sharding: assign lines to files exactly as ``merge_split_corpora.py``
+        does (one sequential worker) instead of the balanced, seeded hash.
+    """
 
     num_shards: int = 64
+    reference_sharding: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.reference_sharding:
+            ReferenceSplitter(self.num_shards, self.seed)  # fails now if the reference would
 
 
 class ReadCc100DocumentsFn(ReadFileFn):
@@ -58,8 +77,103 @@ class ReadCc100DocumentsFn(ReadFileFn):
             yield key, format_document(item.lines).encode("utf-8")
 
 
+class _ReferenceOutput:
+    """One output file of the reference mode: writes lines, counts and hashes them."""
+
+    def __init__(self, path: str, compress: bool):
+        self.path = path
+        self._raw = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        self._gzip = (gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0,
+                                    compresslevel=6) if compress else None)
+        self.content = hashlib.sha256()
+        self.lines = self.documents = self.size = 0
+        self._open_document = False
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8") + b"\n"
+        (self._gzip or self._raw).write(data)
+        self.content.update(data)
+        self.size += len(data)
+        self.lines += 1
+        if line:
+            self._open_document = True
+        elif self._open_document:
+            self.documents += 1
+            self._open_document = False
+
+    def close(self, shard: int) -> dict:
+        if self._gzip:
+            self._gzip.close()
+        self._raw.close()
+        return {"path": self.path, "role": "shard", "shard": shard,
+                "records": self.documents + self._open_document, "lines": self.lines,
+                "content_bytes": self.size, "content_sha256": self.content.hexdigest()}
+
+
+class ReferenceShardFn(TallyDoFn):
+    """``merge_split_corpora.py`` in one DoFn: reads every input in order, writes N files.
+
+    Line for line what the reference writes, blank lines and its gluing of
+    documents across input files included; only lines that are not valid UTF-8
+    (where the reference crashes) go to the dead letters instead.
+    """
+
+    def __init__(self, config: Cc100CorpusConfig):
+        super().__init__()
+        self._config = config
+
+    def process(self, paths):
+        config = self._config
+        splitter = ReferenceSplitter(config.num_shards, config.seed)
+        outputs = [_ReferenceOutput(p, config.gzip) for p in config.shard_paths]
+        for path in paths:
+            with InputLines(path, config.max_line_bytes) as lines:
+                for lineno, raw in lines:
+                    bad = _bad_line(raw)
+                    if bad:
+                        self.count(f"lines_dropped.{bad[0]}")
+                        yield dead_letter(path, lineno, *bad,
+                                          raw.head if isinstance(raw, LineTooLong) else raw)
+                        continue
+                    text = raw.decode("utf-8")
+                    for part in text.removesuffix("\r").split("\r"):
+                        line = normalize_cc100_line(part)
+                        outputs[splitter.assign(line)].write(line)
+            self.count("lines_read", lines.count)
+            yield beam.pvalue.TaggedOutput(STATS, ("input", lines.stats))
+        for shard, out in enumerate(outputs):
+            stats = out.close(shard)
+            self.count("documents_in", stats["records"])
+            self.count("documents_out", stats["records"])
+            self.count("sentences.kept", stats["lines"] - stats["records"])
+            yield beam.pvalue.TaggedOutput(STATS, ("output", stats))
+
+
+def _bad_line(raw) -> tuple[str, str] | None:
+    if isinstance(raw, LineTooLong):
+        return "line_too_long", f"{raw.size} bytes"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return "invalid_utf8", f"{err.reason} at byte {err.start}"
+    return None
+
+
+def _build_reference(pipeline, config: Cc100CorpusConfig):
+    paths = tuple(expand_inputs(config.inputs))
+    done = (
+        pipeline
+        | "Inputs" >> beam.Create([paths])
+        | "MergeSplit" >> beam.ParDo(ReferenceShardFn(config)).with_outputs(STATS, DEAD)
+    )
+    return common.write_outputs(config, "cc100-corpus", None, stats=[done[STATS]],
+                                dead=[done[DEAD]], extra_header={"inputs_in_order": paths})
+
+
 def build(pipeline: beam.Pipeline, config: Cc100CorpusConfig):
     """Adds the cc100-corpus job to ``pipeline``; returns the manifest PCollection."""
+    if config.reference_sharding:
+        return _build_reference(pipeline, config)
     read = (
         pipeline
         | "MatchInputs" >> MatchInputs(config.inputs)
@@ -81,11 +195,19 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common.add_corpus_arguments(parser, default_shards=64, default_stem="corpus")
+    parser.add_argument(
+        "--reference-sharding", action="store_true",
+        help="assign lines to shards exactly as merge_split_corpora.py does (Python's random "
+        "seeded with --seed, 0 by default; input order kept; documents glued across input "
+        "files as it does), reading all inputs in order on one worker. Works on any "
+        "corpus-format input, e.g. a --reference-order wiki corpus. Refuses an N where the "
+        "reference crashes")
     return parser
 
 
 def config_from_args(args) -> Cc100CorpusConfig:
-    return Cc100CorpusConfig(**common.corpus_config_kwargs(args, default_stem="corpus"))
+    return Cc100CorpusConfig(**common.corpus_config_kwargs(args, default_stem="corpus"),
+                             reference_sharding=args.reference_sharding)
 
 
 def run(argv: Sequence[str] | None = None) -> dict:

@@ -156,7 +156,8 @@ def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
     Args:
       config: the command's configuration.
       command: the command's name, for the manifest.
-      docs: ``(key, document_bytes)`` records.
+      docs: ``(key, document_bytes)`` records, or ``None`` when the job wrote its
+        shards itself.
       stats: the stats PCollections of the job's DoFns.
       dead: the dead-letter PCollections of the job's DoFns.
       extra_header: more facts for the manifest.
@@ -164,9 +165,10 @@ def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
     Returns:
       The PCollection of the (single) manifest dict.
     """
-    pipeline = docs.pipeline
-    shard_stats = docs | "WriteShards" >> WriteShards(
-        config.shard_paths, compress=config.gzip, chunk_bytes=config.chunk_bytes)
+    pipeline = stats[0].pipeline
+    if docs is not None:
+        stats = [*stats, docs | "WriteShards" >> WriteShards(
+            config.shard_paths, compress=config.gzip, chunk_bytes=config.chunk_bytes)]
     dead_stats = (
         tuple(dead)
         | "DeadLetters" >> beam.Flatten(pipeline=pipeline)
@@ -181,7 +183,7 @@ def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
         **(extra_header or {}),
     }
     return (
-        (*stats, shard_stats, dead_stats)
+        (*stats, dead_stats)
         | "AllStats" >> beam.Flatten(pipeline=pipeline)
         | "Manifest" >> CollectManifest(config.manifest_path, header, summarize_counts)
     )

@@ -33,7 +33,15 @@ from bertjp import sharding
 from bertjp.streams import iter_lines, open_decompressed
 from pipelines.stats import STATS, Progress, TallyDoFn
 
-__all__ = ["MatchInputs", "ReadFileFn", "WriteShards", "shard_path", "validate_inputs"]
+__all__ = [
+    "InputLines",
+    "MatchInputs",
+    "ReadFileFn",
+    "WriteShards",
+    "expand_inputs",
+    "shard_path",
+    "validate_inputs",
+]
 
 _LOG = logging.getLogger(__name__)
 _BLOCK = 1 << 20
@@ -82,29 +90,62 @@ class ReadFileFn(TallyDoFn):
         raise NotImplementedError
 
     def process(self, path):
-        raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-        try:
-            stream, hasher = open_decompressed(raw, path)
-            progress = Progress(f"reading {path}")
-            counter = {"lines": 0}
-
-            def numbered():
-                for lineno, line in iter_lines(stream, path, self._max_line_bytes):
-                    counter["lines"] = lineno
-                    if lineno & 0xFFFF == 0:
-                        progress.maybe_log(lineno, hasher.bytes_read)
-                    yield lineno, line
-
-            yield from self.read(path, numbered())
-            size, digest = hasher.finish()
-        finally:
-            raw.close()
+        with InputLines(path, self._max_line_bytes) as lines:
+            yield from self.read(path, lines)
         self.count("input_files")
-        self.count("lines_read", counter["lines"])
-        _LOG.info("read %s: %d lines, %d bytes", path, counter["lines"], size)
-        yield beam.pvalue.TaggedOutput(
-            STATS, ("input", {"path": path, "bytes": size, "sha256": digest,
-                              "lines": counter["lines"]}))
+        self.count("lines_read", lines.count)
+        yield beam.pvalue.TaggedOutput(STATS, ("input", lines.stats))
+
+
+class InputLines:
+    """A context manager over the numbered lines of one input file.
+
+    Opens ``path`` through Beam's ``FileSystems`` (local or ``gs://``), decompresses
+    it (see :func:`bertjp.streams.open_decompressed`), logs progress, and after the
+    ``with`` block offers ``stats``: the file's size, SHA-256 and line count.
+
+    Iterating yields ``(line_number, bytes | LineTooLong)``.
+    """
+
+    def __init__(self, path: str, max_line_bytes: int):
+        self._path = path
+        self._max_line_bytes = max_line_bytes
+        self.count = 0
+        self.stats = None
+
+    def __enter__(self):
+        self._raw = FileSystems.open(self._path, compression_type=CompressionTypes.UNCOMPRESSED)
+        self._stream, self._hasher = open_decompressed(self._raw, self._path)
+        return self
+
+    def __iter__(self):
+        progress = Progress(f"reading {self._path}")
+        for lineno, line in iter_lines(self._stream, self._path, self._max_line_bytes):
+            self.count = lineno
+            if lineno & 0xFFFF == 0:
+                progress.maybe_log(lineno, self._hasher.bytes_read)
+            yield lineno, line
+
+    def __exit__(self, exc_type, *_):
+        try:
+            if exc_type is None:
+                size, digest = self._hasher.finish()
+                self.stats = {"path": self._path, "bytes": size, "sha256": digest,
+                              "lines": self.count}
+                _LOG.info("read %s: %d lines, %d bytes", self._path, self.count, size)
+        finally:
+            self._raw.close()
+        return False
+
+
+def expand_inputs(patterns) -> list[str]:
+    """The distinct files the patterns match, in pattern order, sorted within each."""
+    paths = []
+    for result in FileSystems.match(list(patterns)):
+        for path in sorted(m.path for m in result.metadata_list):
+            if path not in paths:
+                paths.append(path)
+    return paths
 
 
 def shard_path(prefix: str, shard: int, num_shards: int, suffix: str) -> str:

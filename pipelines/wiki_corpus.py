@@ -23,11 +23,11 @@ from bertjp import cirrus
 from bertjp.corpus import format_document
 from bertjp.mecab import MecabDictionary
 from bertjp.sentences import SentenceFilter, SentenceSplitter
-from bertjp.sharding import stable_key
+from bertjp.sharding import position_key, stable_key
 from bertjp.streams import LineTooLong
 from bertjp.text import clean_wiki_text
 from pipelines import common
-from pipelines.io import MatchInputs, ReadFileFn
+from pipelines.io import MatchInputs, ReadFileFn, expand_inputs
 from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
 
 __all__ = ["WikiCorpusConfig", "build", "run"]
@@ -42,12 +42,15 @@ class WikiCorpusConfig(common.CorpusConfig):
       max_sentence_length: longest kept sentence in code points.
       mecab_dict: ``unidic-lite``, ``ipadic`` or a dictionary directory.
       mecabrc: the ``mecabrc`` for a dictionary directory.
+      reference_order: key documents by input position instead of a seeded hash,
+        so shards hold contiguous runs of pages in dump order.
     """
 
     min_sentence_length: int = 10
     max_sentence_length: int = 200
     mecab_dict: str = "unidic-lite"
     mecabrc: str | None = None
+    reference_order: bool = False
 
     def dictionary(self) -> MecabDictionary:
         return MecabDictionary(self.mecab_dict, self.mecabrc)
@@ -70,9 +73,10 @@ class ReadCirrusLinesFn(ReadFileFn):
 class ParsePagesFn(TallyDoFn):
     """Parses, cleans and sentence-splits pages; emits ``(key, document_bytes)``."""
 
-    def __init__(self, config: WikiCorpusConfig):
+    def __init__(self, config: WikiCorpusConfig, input_index: dict[str, int] | None = None):
         super().__init__()
         self._config = config
+        self._input_index = input_index
 
     def setup(self):
         self._splitter = SentenceSplitter(self._config.dictionary())
@@ -108,12 +112,18 @@ class ParsePagesFn(TallyDoFn):
             return
         self.count("sentences.kept", len(kept))
         self.count("documents_out")
-        key = stable_key(self._config.seed, f"wiki:{page.doc_id}")
+        if self._input_index is None:
+            key = stable_key(self._config.seed, f"wiki:{page.doc_id}")
+        else:
+            key = position_key(self._input_index[path], lineno)
         yield key, format_document(kept).encode("utf-8")
 
 
 def build(pipeline: beam.Pipeline, config: WikiCorpusConfig):
     """Adds the wiki-corpus job to ``pipeline``; returns the manifest PCollection."""
+    input_index = None
+    if config.reference_order:
+        input_index = {path: i for i, path in enumerate(expand_inputs(config.inputs))}
     read = (
         pipeline
         | "MatchInputs" >> MatchInputs(config.inputs)
@@ -123,7 +133,7 @@ def build(pipeline: beam.Pipeline, config: WikiCorpusConfig):
     parsed = (
         read["lines"]
         | "SpreadLines" >> beam.Reshuffle()
-        | "ParsePages" >> beam.ParDo(ParsePagesFn(config)).with_outputs(STATS, DEAD, main="docs")
+        | "ParsePages" >> beam.ParDo(ParsePagesFn(config, input_index)).with_outputs(STATS, DEAD, main="docs")
     )
     return common.write_outputs(
         config, "wiki-corpus", parsed["docs"],
@@ -146,6 +156,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "ipadic, or a compiled dictionary directory (must exist on every worker)")
     group.add_argument("--mecabrc", default=None, metavar="FILE",
                        help="mecabrc for a dictionary directory (default: the dictionary's own)")
+    parser.add_argument("--reference-order", action="store_true",
+                        help="keep the dump's page order instead of a seeded shuffle: shards "
+                        "hold contiguous runs of pages; with --num-shards 1 the output is "
+                        "make_corpus_wiki.py's file byte for byte (inputs are read in the "
+                        "order given, globs sorted; up to 16 files)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -169,6 +184,7 @@ def config_from_args(args) -> WikiCorpusConfig:
         max_sentence_length=args.max_sentence_length,
         mecab_dict=args.mecab_dict,
         mecabrc=args.mecabrc,
+        reference_order=args.reference_order,
     )
 
 

@@ -80,3 +80,32 @@ def test_truncated_xz_stops_the_job_naming_the_file(tmp_path):
     truncated.write_bytes(CC100.read_bytes()[:100_000])
     with pytest.raises(Exception, match=r"ja\.truncated\.txt\.xz.*truncated or corrupt"):
         run(tmp_path, inputs=(truncated,))
+
+
+# --- --reference-sharding: merge_split_corpora.py, file for file ---------------------------
+
+MERGE_SPLIT = REFERENCE / "merge_split_corpora"
+
+
+@pytest.mark.parametrize("run_name,source,num_shards", [
+    ("cc100_n5", CC100, 5),
+    ("cc100_n64", CC100, 64),
+    ("wiki_n8", REFERENCE / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz", 8),
+])
+def test_reference_sharding_writes_the_reference_files_byte_for_byte(tmp_path, run_name,
+                                                                     source, num_shards):
+    expected = json.loads((MERGE_SPLIT / run_name / "MANIFEST.json").read_text())
+    manifest = run(tmp_path, "--num-shards", num_shards, "--reference-sharding", "--gzip",
+                   inputs=(source,))
+    shards = sorted((o for o in manifest["outputs"] if o["role"] == "shard"),
+                    key=lambda o: o["shard"])
+    assert [o["content_sha256"] for o in shards] == [f["sha256"] for f in expected["files"]]
+    assert [o["records"] for o in shards] == [f["documents"] for f in expected["files"]]
+    assert manifest["summary"]["accounted"]
+
+
+def test_reference_sharding_refuses_an_n_where_the_reference_crashes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        run(tmp_path, "--num-shards", 4, "--reference-sharding")
+    assert err.value.code == 2
+    assert "merge_split_corpora.py crashes for N = 4" in capsys.readouterr().err

@@ -172,3 +172,53 @@ def test_missing_input_is_a_usage_error(tmp_path, capsys):
         run(tmp_path, inputs=(tmp_path / "nope.json.gz",))
     assert err.value.code == 2
     assert "matches no file" in capsys.readouterr().err
+
+
+def test_reference_order_one_shard_is_make_corpus_wiki_byte_for_byte(tmp_path):
+    manifest = run(tmp_path, "--num-shards", 1, "--reference-order")
+    expected = read_text(FIXTURES / "reference" / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz")
+    [shard] = [o for o in manifest["outputs"] if o["role"] == "shard"]
+    assert read_text(shard["path"]) == expected
+
+
+def test_reference_order_shards_are_contiguous_runs_of_the_dump(tmp_path):
+    manifest = run(tmp_path, "--num-shards", 3, "--reference-order", "--gzip")
+    shards = sorted((o for o in manifest["outputs"] if o["role"] == "shard"),
+                    key=lambda o: o["shard"])
+    expected = read_text(FIXTURES / "reference" / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz")
+    assert len(shards) == 3
+    # Shards are cut at 4,096-line granularity: this 100-line dump fills one shard.
+    assert "".join(read_text(o["path"]) for o in shards) == expected
+
+
+def test_beam_counters_name_every_reason(tmp_path):
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipelines.options import LOCAL_RUNNER
+
+    config = wiki_corpus.WikiCorpusConfig(inputs=(str(bad_dump(tmp_path)),),
+                                          output=str(tmp_path / "m"), num_shards=2)
+    pipeline = beam.Pipeline(runner=LOCAL_RUNNER)
+    wiki_corpus.build(pipeline, config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query(
+        MetricsFilter().with_namespace("bertjp"))["counters"]}
+    assert counters["dropped.malformed_json"] == 2
+    assert counters["dropped.missing_field"] == 2
+    assert counters["dropped.invalid_utf8"] == 1
+    assert counters["dropped.empty_text"] == 1
+    assert counters["documents_out"] == 51 and counters["action_lines"] == 61
+
+
+@pytest.mark.parametrize("suffix", [".json.bz2", ".json"])
+def test_bz2_and_uncompressed_dumps(tmp_path, suffix, reference_wiki_docs):
+    import bz2
+
+    data = gzip.decompress(WIKI_DUMP.read_bytes())
+    path = tmp_path / f"jawiki-cirrussearch-content{suffix}"
+    path.write_bytes(bz2.compress(data) if suffix.endswith("bz2") else data)
+    manifest = run(tmp_path, "--num-shards", 2, inputs=(path,))
+    docs = [d for shard in shard_documents(manifest) for d in shard]
+    assert multiset(docs) == multiset(reference_wiki_docs["unidic_lite"])
