@@ -38,7 +38,7 @@ from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
 __all__ = ["Cc100CorpusConfig", "build", "run"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Cc100CorpusConfig(common.CorpusConfig):
     """Configuration of ``bertjp cc100-corpus`` (see :class:`common.CorpusConfig`).
 

@@ -17,6 +17,7 @@ from pipelines.stats import CollectManifest, read_manifest
 
 __all__ = [
     "CorpusConfig",
+    "JobConfig",
     "EPILOG",
     "add_corpus_arguments",
     "corpus_config_kwargs",
@@ -35,25 +36,21 @@ Outputs: PREFIX-SSSSS-of-NNNNN.txt[.gz] shards, PREFIX.dead-letter.jsonl (bad re
 file, line and reason) and PREFIX.manifest.json (config, inputs, counts, checksums)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class CorpusConfig:
-    """Configuration shared by the corpus commands.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JobConfig:
+    """What every job that reads files and writes outputs has.
 
     Attributes:
       inputs: file paths or globs, local or ``gs://``.
-      output: the output prefix (``.../corpus``); shards are
-        ``PREFIX-00000-of-00008.txt[.gz]``.
-      num_shards: how many shards (any N >= 1).
-      gzip: gzip the shards.
-      seed: seeds the assignment of documents to shards and their order.
+      output: the output prefix (or file); dead letters and the manifest go to
+        ``OUTPUT.dead-letter.jsonl`` and ``OUTPUT.manifest.json``.
+      seed: seeds the keys that order and place records.
       max_line_bytes: longer input lines go to the dead letters unread.
-      chunk_bytes: the most document bytes one worker sorts at once when writing.
+      chunk_bytes: the most record bytes one worker sorts at once when writing.
     """
 
     inputs: tuple[str, ...]
     output: str
-    num_shards: int = 8
-    gzip: bool = False
     seed: int = 0
     max_line_bytes: int = 64 << 20
     chunk_bytes: int = 16 << 20
@@ -61,16 +58,8 @@ class CorpusConfig:
     def __post_init__(self):
         if not self.inputs:
             raise ValueError("at least one --input is needed")
-        if self.num_shards < 1:
-            raise ValueError(f"--num-shards must be at least 1, got {self.num_shards}")
         if self.max_line_bytes < 1 or self.chunk_bytes < 1:
             raise ValueError("--max-line-bytes and --chunk-mb must be positive")
-
-    @property
-    def shard_paths(self) -> list[str]:
-        suffix = ".txt.gz" if self.gzip else ".txt"
-        return [shard_path(self.output, i, self.num_shards, suffix)
-                for i in range(self.num_shards)]
 
     @property
     def dead_letter_path(self) -> str:
@@ -79,6 +68,32 @@ class CorpusConfig:
     @property
     def manifest_path(self) -> str:
         return f"{self.output}.manifest.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CorpusConfig(JobConfig):
+    """Configuration shared by the corpus commands (see :class:`JobConfig`).
+
+    Attributes:
+      output: the output prefix (``.../corpus``); shards are
+        ``PREFIX-00000-of-00008.txt[.gz]``.
+      num_shards: how many shards (any N >= 1).
+      gzip: gzip the shards.
+    """
+
+    num_shards: int = 8
+    gzip: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_shards < 1:
+            raise ValueError(f"--num-shards must be at least 1, got {self.num_shards}")
+
+    @property
+    def shard_paths(self) -> list[str]:
+        suffix = ".txt.gz" if self.gzip else ".txt"
+        return [shard_path(self.output, i, self.num_shards, suffix)
+                for i in range(self.num_shards)]
 
 
 def add_corpus_arguments(parser: argparse.ArgumentParser, default_shards: int,

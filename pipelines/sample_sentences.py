@@ -30,39 +30,21 @@ from pipelines.stats import DEAD, STATS, CollectManifest, dead_letter
 __all__ = ["SampleConfig", "build", "run"]
 
 
-@dataclasses.dataclass(frozen=True)
-class SampleConfig:
-    """Configuration of ``bertjp sample-sentences``.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SampleConfig(common.JobConfig):
+    """Configuration of ``bertjp sample-sentences`` (see :class:`common.JobConfig`).
 
     Attributes:
-      inputs: corpus files or globs (plain or ``.gz``), local or ``gs://``.
       output: the sample file; gzipped when it ends in ``.gz``.
       num_sentences: K, the sample size.
-      seed: the sampling seed.
-      max_line_bytes: longer lines go to the dead letters unread.
-      chunk_bytes: the most sampled text one worker sorts at once when writing.
     """
 
-    inputs: tuple[str, ...]
-    output: str
     num_sentences: int
-    seed: int = 0
-    max_line_bytes: int = 64 << 20
-    chunk_bytes: int = 16 << 20
 
     def __post_init__(self):
-        if not self.inputs:
-            raise ValueError("at least one --input is needed")
+        super().__post_init__()
         if self.num_sentences < 1:
             raise ValueError(f"--num-sentences must be at least 1, got {self.num_sentences}")
-
-    @property
-    def dead_letter_path(self) -> str:
-        return f"{self.output}.dead-letter.jsonl"
-
-    @property
-    def manifest_path(self) -> str:
-        return f"{self.output}.manifest.json"
 
 
 class ReadSentencesFn(ReadFileFn):

@@ -33,7 +33,7 @@ from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
 __all__ = ["WikiCorpusConfig", "build", "run"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WikiCorpusConfig(common.CorpusConfig):
     """Configuration of ``bertjp wiki-corpus`` (see ``--help`` for each field).
 
