@@ -230,8 +230,9 @@ def format_summary(manifest: dict, seconds: float) -> str:
             f"{k} {v:,}" for k, v in sorted(s["lines_dropped"].items())))
     sizes = [o["records"] for o in shards]
     if shards:
+        label = "shards:     " if s.get("unit", "documents") == "documents" else "output:     "
         lines.append(
-            f"  shards:      {len(shards)} file(s), {sum(o['content_bytes'] for o in shards):,} "
+            f"  {label} {len(shards)} file(s), {sum(o['content_bytes'] for o in shards):,} "
             f"bytes of text, {min(sizes):,}–{max(sizes):,} records per file")
     lines.append(f"  dead letters: {s['dead_letters']:,}"
                  + ("" if s["accounted"] else "   WARNING: counts do not add up"))

@@ -2,12 +2,12 @@
 
 The reference's ``make_corpus_wiki.py`` + ``merge_split_corpora.py`` as one Beam job:
 
-    MatchInputs → ReadCirrusLines ──Reshuffle──→ ParsePages (JSON, clean, MeCab split, filter)
+    MatchInputs → ReadPages (JSON) ──Reshuffle──→ SplitPages (clean, MeCab split, filter)
       → WriteShards (N balanced, seeded files)     + dead letters + manifest
 
-A dump is one gzip file that Beam cannot split, so it is read once, line by line,
-and the raw lines are reshuffled so that the JSON parsing and MeCab run on every
-worker. The output format, cleaning and sentence splitting are the reference's
+A dump is one gzip file that Beam cannot split, so it is read once, line by
+line; only the pages' id, title and text are reshuffled, so that cleaning and
+MeCab run on every worker. The output format, cleaning and sentence splitting are the reference's
 exactly (see README, "Wikipedia corpus").
 """
 
@@ -56,8 +56,13 @@ class WikiCorpusConfig(common.CorpusConfig):
         return MecabDictionary(self.mecab_dict, self.mecabrc)
 
 
-class ReadCirrusLinesFn(ReadFileFn):
-    """Emits ``(path, line_number, raw_line)`` for every line of a dump."""
+class ReadPagesFn(ReadFileFn):
+    """Reads a dump; emits ``(path, line_number, doc_id, title, text)`` per page.
+
+    Action lines and the page fields we do not use (``source_text``,
+    ``auxiliary_text``, ...) stay here, so only documents are reshuffled. Bad
+    records go to the dead letters.
+    """
 
     def read(self, path, lines):
         for lineno, raw in lines:
@@ -66,12 +71,26 @@ class ReadCirrusLinesFn(ReadFileFn):
                 self.count("dropped.line_too_long")
                 yield dead_letter(path, lineno, "line_too_long",
                                   f"{raw.size} bytes, above --max-line-bytes", raw.head)
-            else:
-                yield path, lineno, raw
+                continue
+            if not raw.strip():
+                self.count("blank_lines")
+                continue
+            try:
+                page = cirrus.parse_line(raw)
+            except cirrus.BadRecord as bad:
+                self.count("documents_in")
+                self.count(f"dropped.{bad.reason}")
+                yield dead_letter(path, lineno, bad.reason, bad.detail, raw)
+                continue
+            if page is cirrus.ACTION:
+                self.count("action_lines")
+                continue
+            self.count("documents_in")
+            yield path, lineno, page.doc_id, page.title, page.text
 
 
-class ParsePagesFn(TallyDoFn):
-    """Parses, cleans and sentence-splits pages; emits ``(key, document_bytes)``."""
+class SplitPagesFn(TallyDoFn):
+    """Cleans and sentence-splits pages; emits ``(key, document_bytes)``."""
 
     def __init__(self, config: WikiCorpusConfig, input_index: dict[str, int] | None = None):
         super().__init__()
@@ -85,22 +104,8 @@ class ParsePagesFn(TallyDoFn):
                                       self._config.max_sentence_length)
 
     def process(self, element):
-        path, lineno, raw = element
-        if not raw.strip():
-            self.count("blank_lines")
-            return
-        try:
-            page = cirrus.parse_line(raw)
-        except cirrus.BadRecord as bad:
-            self.count("documents_in")
-            self.count(f"dropped.{bad.reason}")
-            yield dead_letter(path, lineno, bad.reason, bad.detail, raw)
-            return
-        if page is cirrus.ACTION:
-            self.count("action_lines")
-            return
-        self.count("documents_in")
-        text = clean_wiki_text(page.text, page.title)
+        path, lineno, doc_id, title, text = element
+        text = clean_wiki_text(text, title)
         if not text:
             self.count("dropped.empty_text")
             return
@@ -113,7 +118,7 @@ class ParsePagesFn(TallyDoFn):
         self.count("sentences.kept", len(kept))
         self.count("documents_out")
         if self._input_index is None:
-            key = stable_key(self._config.seed, f"wiki:{page.doc_id}")
+            key = stable_key(self._config.seed, f"wiki:{doc_id}")
         else:
             key = position_key(self._input_index[path], lineno)
         yield key, format_document(kept).encode("utf-8")
@@ -127,13 +132,14 @@ def build(pipeline: beam.Pipeline, config: WikiCorpusConfig):
     read = (
         pipeline
         | "MatchInputs" >> MatchInputs(config.inputs)
-        | "ReadLines" >> beam.ParDo(ReadCirrusLinesFn(config.max_line_bytes))
-        .with_outputs(STATS, DEAD, main="lines")
+        | "ReadPages" >> beam.ParDo(ReadPagesFn(config.max_line_bytes))
+        .with_outputs(STATS, DEAD, main="pages")
     )
     parsed = (
-        read["lines"]
-        | "SpreadLines" >> beam.Reshuffle()
-        | "ParsePages" >> beam.ParDo(ParsePagesFn(config, input_index)).with_outputs(STATS, DEAD, main="docs")
+        read["pages"]
+        | "SpreadPages" >> beam.Reshuffle()
+        | "SplitPages" >> beam.ParDo(SplitPagesFn(config, input_index))
+        .with_outputs(STATS, DEAD, main="docs")
     )
     return common.write_outputs(
         config, "wiki-corpus", parsed["docs"],
