@@ -235,6 +235,102 @@ def run_scale(tmp: Path, scale: int, spec: dict) -> dict:
     return results
 
 
+def stream_worker(dump: str, out_dir: str) -> None:
+    """Runs wiki-corpus's DoFns as a streaming worker would, outside the local runner.
+
+    ``ReadPagesFn`` feeds ``SplitPagesFn`` element by element and the keyed
+    documents are sorted and written in chunks of ``chunk_bytes``, as
+    ``WriteShards`` does; nothing else holds data. Prints the process's peak RSS.
+    """
+    import resource
+
+    from apache_beam.pvalue import TaggedOutput
+
+    from pipelines.wiki_corpus import ReadPagesFn, SplitPagesFn, WikiCorpusConfig
+
+    config = WikiCorpusConfig(inputs=(dump,), output=f"{out_dir}/corpus")
+    reader, splitter = ReadPagesFn(config.max_line_bytes), SplitPagesFn(config)
+    splitter.setup()
+    reader.start_bundle()
+    splitter.start_bundle()
+    chunk, size, chunks, docs = [], 0, 0, 0
+    for page in reader.process(dump):
+        if isinstance(page, TaggedOutput):
+            continue
+        for key, doc in splitter.process(page):
+            chunk.append((key, doc))
+            size += len(doc)
+            docs += 1
+            if size >= config.chunk_bytes:
+                _write_chunk(chunk, Path(out_dir) / f"chunk-{chunks}")
+                chunk, size, chunks = [], 0, chunks + 1
+    _write_chunk(chunk, Path(out_dir) / f"chunk-{chunks}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"documents": docs, "chunks": chunks + 1, "peak_rss": peak}))
+
+
+def _write_chunk(chunk: list, path: Path) -> None:
+    with open(path, "wb") as f:
+        for _, doc in sorted(chunk):
+            f.write(doc)
+    path.unlink()  # only the memory matters here
+
+
+def control_pipeline(dump: str) -> None:
+    """A pipeline with no bertjp code: the dump's page texts → Reshuffle → len.
+
+    Run under the same multi-processing local runner as the real job, it shows
+    how much worker memory the local runner itself takes for that data volume.
+    """
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    def texts(path):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                page = json.loads(line)
+                if "index" not in page:
+                    yield page["page_id"], page["text"]
+
+    options = PipelineOptions(["--runner=FnApiRunner", *MULTI_PROCESSING])
+    with beam.Pipeline(options=options) as p:
+        _ = (p | beam.Create([dump]) | beam.FlatMap(texts) | beam.Reshuffle()
+             | beam.Map(lambda kv: len(kv[1])) | beam.CombineGlobally(sum))
+
+
+def run_helper(args: list[str], sample: bool) -> dict:
+    """Runs this script with ``args`` in a subprocess; returns its peaks and output."""
+    peak = dict.fromkeys(("runner", "runner_private", "worker", "worker_private", "tree"), 0)
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        if sample:
+            update_peaks(peak, tree_memory(root), proc.pid)
+        time.sleep(SAMPLE_S)
+    out = proc.stdout.read().decode()
+    if proc.returncode:
+        raise RuntimeError(f"{args} exited {proc.returncode}")
+    return {"peak": peak, "output": out}
+
+
+def run_memory_controls(tmp: Path, scale: int, spec: dict) -> dict:
+    """Our DoFns as a streaming worker, and the no-bertjp control pipeline."""
+    log(f"running wiki-corpus's DoFns as a streaming worker, {scale}x ...")
+    out_dir = tmp / f"stream-{scale}x"
+    out_dir.mkdir()
+    stream = json.loads(run_helper(["--stream-worker", str(spec["path"]), str(out_dir)],
+                                   sample=False)["output"].strip().splitlines()[-1])
+    log(f"  done: {stream['documents']:,} documents, {stream['chunks']} chunks, peak RSS "
+        f"{stream['peak_rss'] / MB:.0f} MB")
+    log(f"running the control pipeline (page texts -> Reshuffle -> len), {scale}x ...")
+    control = run_helper(["--control", str(spec["path"])], sample=True)["peak"]
+    log(f"  done: peak RSS largest worker {control['worker'] / MB:.0f} MB (private "
+        f"{control['worker_private'] / MB:.0f})")
+    return {"stream": stream["peak_rss"], "control": control["worker"],
+            "control_private": control["worker_private"]}
+
+
 def pct(rate: float, ref: float) -> str:
     """``rate`` as a percentage of ``ref``."""
     return f"{100 * rate / ref:.0f}%"
@@ -281,8 +377,21 @@ def memory_lines(inputs: dict, runs: dict) -> list[str]:
                   for s in scales[1:] if peaks[scales[0]]]
         lines.append(f"{label}: " + ", ".join(parts)
                      + (f" ({', '.join(ratios)})" if ratios else ""))
-    lines.append("  target: worker flat as the input grows (ratio near 1); the runner holds "
-                 "the local shuffle and is expected to grow (on Dataflow it is a service)")
+    lines.append("  the local runner (FnApiRunner) pushes a stage's whole input into its worker, so "
+                 "its workers grow with the input whatever the code; the control shows it:")
+    for key, label in (("control", "control pipeline, no bertjp code (page texts -> "
+                                   "Reshuffle -> len), largest worker"),
+                       ("control_private", "  private part"),
+                       ("stream", "wiki-corpus DoFns as a streaming worker (read -> split -> "
+                                  "sorted 16 MB chunks), peak RSS")):
+        peaks = {sc: runs[sc]["controls"][key] / MB for sc in scales}
+        parts = [f"{sc}x {peaks[sc]:.0f} MB" for sc in scales]
+        ratios = [f"{sc}x/{scales[0]}x x{peaks[sc] / peaks[scales[0]]:.2f}"
+                  for sc in scales[1:] if peaks[scales[0]]]
+        lines.append(f"{label}: " + ", ".join(parts)
+                     + (f" ({', '.join(ratios)})" if ratios else ""))
+    lines.append("  target: our worker code flat as the input grows (ratio near 1); the runner "
+                 "holds the local shuffle and grows (on Dataflow the shuffle is a service)")
     return lines
 
 
@@ -305,6 +414,8 @@ def main(argv=None) -> int:
         base = inputs[args.scales[0]]["path"]
         mecab = [timed_mecab(base, "before")]
         runs = {scale: run_scale(tmp, scale, spec) for scale, spec in inputs.items()}
+        for scale, spec in inputs.items():
+            runs[scale]["controls"] = run_memory_controls(tmp, scale, spec)
         mecab.append(timed_mecab(base, "after"))
         print("\n== results ==", flush=True)
         print("\n".join(rate_lines(mecab, inputs, runs) + memory_lines(inputs, runs)))
@@ -317,4 +428,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--stream-worker"]:
+        sys.exit(stream_worker(*sys.argv[2:4]))
+    if sys.argv[1:2] == ["--control"]:
+        sys.exit(control_pipeline(sys.argv[2]))
     sys.exit(main())

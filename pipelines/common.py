@@ -161,6 +161,11 @@ def summarize_counts(merged: dict) -> dict:
                                 "filtered": by_prefix("sentences.filtered.")}
     if by_prefix("lines_dropped."):
         summary["lines_dropped"] = by_prefix("lines_dropped.")
+    # In the corpus format every document ends with one empty line.
+    summary["shards"] = [
+        {"path": o["path"], "documents": o["records"], "sentences": o["lines"] - o["records"],
+         "bytes": o["content_bytes"]}
+        for o in sorted(merged["outputs"], key=lambda o: o["path"]) if o["role"] == "shard"]
     return {"summary": summary}
 
 

@@ -91,6 +91,7 @@ def _summarize(merged: dict) -> dict:
     summary["accounted"] = summary["documents"]["in"] == sampled + sum(
         summary["documents"]["dropped"].values())
     summary["unit"] = "sentences"
+    summary.pop("shards")  # one file of sentences, no documents: see "outputs"
     return {"summary": summary}
 
 

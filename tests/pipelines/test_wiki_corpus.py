@@ -49,6 +49,9 @@ def test_summary_counts_and_manifest(default_run):
     shards = [o for o in default_run["outputs"] if o["role"] == "shard"]
     assert sum(o["records"] for o in shards) == 50
     assert sum(o["lines"] - o["records"] for o in shards) == 4417  # sentences per shard
+    per_shard = s["shards"]
+    assert [x["documents"] for x in per_shard] == [o["records"] for o in shards]
+    assert sum(x["sentences"] for x in per_shard) == 4417
     assert default_run["config"]["seed"] == 0 and default_run["versions"]["fugashi"]
     assert pathlib.Path(default_run["outputs_prefix"] + ".manifest.json").exists()
 
