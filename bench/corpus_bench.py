@@ -69,7 +69,7 @@ def load_fixture(path: Path = FIXTURE) -> list[tuple[dict, dict]]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         lines = [line for line in f.read().splitlines() if line.strip()]
     pairs = []
-    for action, page in zip(lines[::2], lines[1::2]):
+    for action, page in zip(lines[::2], lines[1::2], strict=True):
         pairs.append((json.loads(action), json.loads(page)))
     assert all("index" in a and "text" in p for a, p in pairs), "unexpected fixture layout"
     return pairs
@@ -366,17 +366,21 @@ MEMORY_ROWS = (
 )
 
 
+def _scale_row(label: str, peaks: dict[int, float]) -> str:
+    """``label: 1x N MB, 10x M MB (10x/1x xR)`` from peaks in MB by scale."""
+    scales = list(peaks)
+    parts = [f"{s}x {peaks[s]:.0f} MB" for s in scales]
+    ratios = [f"{s}x/{scales[0]}x x{peaks[s] / peaks[scales[0]]:.2f}"
+              for s in scales[1:] if peaks[scales[0]]]
+    return f"{label}: " + ", ".join(parts) + (f" ({', '.join(ratios)})" if ratios else "")
+
+
 def memory_lines(inputs: dict, runs: dict) -> list[str]:
     """Peak RSS lines of the multi-processing runs, with ratios to the smallest scale."""
     scales = list(inputs)
-    lines = []
-    for key, label in MEMORY_ROWS:
-        peaks = {s: runs[s]["multi_processing"]["peak"][key] / MB for s in scales}
-        parts = [f"{s}x {peaks[s]:.0f} MB" for s in scales]
-        ratios = [f"{s}x/{scales[0]}x x{peaks[s] / peaks[scales[0]]:.2f}"
-                  for s in scales[1:] if peaks[scales[0]]]
-        lines.append(f"{label}: " + ", ".join(parts)
-                     + (f" ({', '.join(ratios)})" if ratios else ""))
+    lines = [_scale_row(label, {s: runs[s]["multi_processing"]["peak"][key] / MB
+                                for s in scales})
+             for key, label in MEMORY_ROWS]
     lines.append("  the local runner (FnApiRunner) pushes a stage's whole input into its worker, so "
                  "its workers grow with the input whatever the code; the control shows it:")
     for key, label in (("control", "control pipeline, no bertjp code (page texts -> "
@@ -384,12 +388,7 @@ def memory_lines(inputs: dict, runs: dict) -> list[str]:
                        ("control_private", "  private part"),
                        ("stream", "wiki-corpus DoFns as a streaming worker (read -> split -> "
                                   "sorted 16 MB chunks), peak RSS")):
-        peaks = {sc: runs[sc]["controls"][key] / MB for sc in scales}
-        parts = [f"{sc}x {peaks[sc]:.0f} MB" for sc in scales]
-        ratios = [f"{sc}x/{scales[0]}x x{peaks[sc] / peaks[scales[0]]:.2f}"
-                  for sc in scales[1:] if peaks[scales[0]]]
-        lines.append(f"{label}: " + ", ".join(parts)
-                     + (f" ({', '.join(ratios)})" if ratios else ""))
+        lines.append(_scale_row(label, {s: runs[s]["controls"][key] / MB for s in scales}))
     lines.append("  target: our worker code flat as the input grows (ratio near 1); the runner "
                  "holds the local shuffle and grows (on Dataflow the shuffle is a service)")
     return lines
