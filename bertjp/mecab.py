@@ -15,7 +15,10 @@ import importlib.metadata
 import os
 import tempfile
 
-__all__ = ["MecabDictionary", "make_tagger", "output_formats"]
+__all__ = ["MAX_PARSE_CHARS", "MecabDictionary", "make_tagger", "output_formats", "safe_pieces"]
+
+MAX_PARSE_CHARS = 1 << 16
+"""The longest text handed to MeCab at once (MeCab segfaults on some multi-MB inputs)."""
 
 _PACKAGED = {"unidic-lite": "unidic_lite", "unidic_lite": "unidic_lite", "ipadic": "ipadic"}
 
@@ -113,7 +116,7 @@ def output_formats(dictionary: MecabDictionary) -> tuple[str, str]:
     return node, unk
 
 
-def make_tagger(dictionary: MecabDictionary, prefix: str = ""):
+def make_tagger(dictionary: MecabDictionary, prefix: str = "", node_format: str | None = None):
     """Builds a ``fugashi.GenericTagger`` for ``dictionary``.
 
     Args:
@@ -122,6 +125,8 @@ def make_tagger(dictionary: MecabDictionary, prefix: str = ""):
         (e.g. ``%pe\\t`` for the token's end offset). With a prefix the tagger reads
         a generated rc file: the user's ``mecabrc`` plus an output style
         ``bertjp`` whose formats are the default ones with the prefix.
+      node_format: instead, one format for every token, known or unknown (e.g.
+        ``%m\\n`` for the surfaces only).
 
     Raises:
       ValueError: a path contains whitespace (MeCab splits its options on spaces).
@@ -132,9 +137,9 @@ def make_tagger(dictionary: MecabDictionary, prefix: str = ""):
     paths = [dictionary.dicdir, dictionary.rcfile]
     if any(c.isspace() for p in paths for c in p):
         raise ValueError(f"MeCab paths cannot contain whitespace: {paths}")
-    if not prefix:
+    if not prefix and node_format is None:
         return fugashi.GenericTagger(f"-d {paths[0]} -r {paths[1]}")
-    node, unk = output_formats(dictionary)
+    node, unk = (node_format, node_format) if node_format else output_formats(dictionary)
     lines, _ = _read_rc(dictionary.rcfile)
     lines += [
         "output-format-type = bertjp",
@@ -149,3 +154,20 @@ def make_tagger(dictionary: MecabDictionary, prefix: str = ""):
             f.write("\n".join(lines) + "\n")
         # -O on the command line wins over the dictionary's own output-format-type.
         return fugashi.GenericTagger(f"-d {paths[0]} -r {rcfile} -Obertjp")
+
+
+def safe_pieces(text: str, limit: int = MAX_PARSE_CHARS):
+    """Yields consecutive pieces of ``text`` of at most ``limit`` characters.
+
+    MeCab crashes (segfaults) on some inputs of a few megabytes, so long texts are
+    parsed piece by piece. Each piece is cut just after a ``。`` in its second half
+    where there is one (a token and sentence boundary with every dictionary, so
+    the analysis is unchanged), else at the limit.
+    """
+    start = 0
+    while len(text) - start > limit:
+        cut = text.rfind("。", start + limit // 2, start + limit)
+        end = cut + 1 if cut != -1 else start + limit
+        yield text[start:end]
+        start = end
+    yield text[start:]

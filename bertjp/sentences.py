@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 from typing import Iterable, Iterator
 
-from bertjp.mecab import MecabDictionary, make_tagger
+from bertjp.mecab import MAX_PARSE_CHARS, MecabDictionary, make_tagger, safe_pieces
 
 __all__ = ["SentenceFilter", "SentenceSplitter"]
 
@@ -28,10 +28,8 @@ class SentenceSplitter:
 
     Picklable: the MeCab tagger is dropped when pickled and rebuilt on first use.
 
-    MeCab crashes (segfaults) on some inputs of a few megabytes, so a text longer
-    than ``max_parse_chars`` is parsed in pieces, each cut just after a ``。``
-    where there is one (a sentence boundary with every dictionary, so the result
-    is unchanged), else at the limit.
+    A text longer than ``max_parse_chars`` is parsed in pieces (see
+    :func:`bertjp.mecab.safe_pieces`): MeCab crashes on some multi-megabyte inputs.
 
     Args:
       dictionary: the MeCab dictionary; unidic-lite by default.
@@ -39,7 +37,7 @@ class SentenceSplitter:
     """
 
     def __init__(self, dictionary: MecabDictionary | None = None,
-                 max_parse_chars: int = 1 << 16):
+                 max_parse_chars: int = MAX_PARSE_CHARS):
         self.dictionary = dictionary or MecabDictionary()
         self.max_parse_chars = max_parse_chars
         self._tagger = None
@@ -53,16 +51,6 @@ class SentenceSplitter:
         if self._tagger is None:
             self._tagger = make_tagger(self.dictionary, prefix=r"%pe\t")
         return self._tagger
-
-    def _pieces(self, text: str) -> Iterator[str]:
-        limit = self.max_parse_chars
-        start = 0
-        while len(text) - start > limit:
-            cut = text.rfind("。", start + limit // 2, start + limit)
-            end = cut + 1 if cut != -1 else start + limit
-            yield text[start:end]
-            start = end
-        yield text[start:]
 
     def _ends(self, piece: str) -> Iterator[int]:
         """Byte offsets in ``piece`` just after each sentence-ending token."""
@@ -86,7 +74,7 @@ class SentenceSplitter:
         data = text.encode("utf-8")
         sentences = []
         start = base = 0
-        for piece in self._pieces(text):
+        for piece in safe_pieces(text, self.max_parse_chars):
             for end in self._ends(piece):
                 sentences.append(data[start : base + end].decode("utf-8"))
                 start = base + end

@@ -1,0 +1,169 @@
+"""The runtime tokenizer: MeCab words, then WordPiece or characters.
+
+It reproduces, token for token and id for id, the tokenizer the reference's
+``create_pretraining_data.py`` builds (cl-tohoku ``tokenization.BertJapaneseTokenizer``
+on transformers 4.30, recipe §7):
+
+1. with ``do_lower_case``, the line is lowercased except where it spells a special
+   token (``[MASK]`` stays, but is not special: see 3);
+2. NFKC, then MeCab; each surface is a word (MeCab drops whitespace), lowercased
+   again with ``do_lower_case``;
+3. each word is split on whitespace (``str.split``) and then
+   - ``wordpiece``: greedy longest-match-first with ``##`` continuations; a word of
+     more than ``max_input_chars_per_word`` characters, or with a piece that no
+     vocabulary entry matches, becomes one ``[UNK]``;
+   - ``character``: NFKC, then each character, ``##``-prefixed after the first, or
+     ``[UNK]`` when the bare character is not in the vocabulary; the ``##`` only
+     marks the word for whole-word masking: ids are the bare characters'.
+   Literal ``[MASK]``, ``[SEP]``... in the text are plain text (as in the reference).
+
+Speed: MeCab prints the surfaces only, and a bounded cache maps each distinct
+word to its pieces and ids, so most words cost one dictionary lookup; cache
+misses go to the ``tokenizers`` Rust WordPiece model.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Iterable
+
+from bertjp.mecab import MAX_PARSE_CHARS, MecabDictionary, make_tagger, safe_pieces
+
+__all__ = ["SPECIAL_TOKENS", "JapaneseTokenizer", "load_vocab"]
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_SPECIAL_OR_TEXT = re.compile(
+    "(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + r")|(.+?)", re.DOTALL)
+_CACHE_SIZE = 1 << 18
+
+
+def load_vocab(path) -> list[str]:
+    """The tokens of a ``vocab.txt``, one per line, in id order (lines are not stripped:
+    the v3 vocabulary's id 15 is a single space)."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        return [line[:-1] if line.endswith("\n") else line for line in f]
+
+
+def _lower_except_special(text: str) -> str:
+    return _SPECIAL_OR_TEXT.sub(lambda m: m.group(1) or m.group(2).lower(), text)
+
+
+class JapaneseTokenizer:
+    """MeCab + WordPiece (or character) tokenizer with the reference's semantics.
+
+    Picklable: the MeCab tagger and the Rust model are rebuilt after unpickling.
+
+    Args:
+      vocab: the tokens in id order, or a path to a ``vocab.txt``.
+      subword: ``"wordpiece"`` or ``"character"``.
+      do_lower_case: lowercase as the reference's ``--do_lower_case`` does.
+      dictionary: the MeCab dictionary (unidic-lite by default, as the reference).
+      max_input_chars_per_word: longer words become ``[UNK]`` (wordpiece).
+      unk_token: the unknown token.
+    """
+
+    def __init__(self, vocab, subword: str = "wordpiece", do_lower_case: bool = False,
+                 dictionary: MecabDictionary | None = None,
+                 max_input_chars_per_word: int = 100, unk_token: str = "[UNK]"):
+        if subword not in ("wordpiece", "character"):
+            raise ValueError(f"subword must be 'wordpiece' or 'character', got {subword!r}")
+        self.vocab = load_vocab(vocab) if not isinstance(vocab, (list, tuple)) else list(vocab)
+        self.subword = subword
+        self.do_lower_case = do_lower_case
+        self.dictionary = dictionary or MecabDictionary()
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.unk_token = unk_token
+        self.ids = {token: i for i, token in enumerate(self.vocab)}
+        if unk_token not in self.ids:
+            raise ValueError(f"the vocabulary has no {unk_token!r}")
+        self.unk_id = self.ids[unk_token]
+        self._tagger = self._model = None
+        self._cache: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.update(_tagger=None, _model=None, _cache={}, ids=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.ids = {token: i for i, token in enumerate(self.vocab)}
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def words(self, text: str) -> list[str]:
+        """The MeCab words of ``text`` after lowercasing and NFKC, as the reference."""
+        if self.do_lower_case:
+            text = _lower_except_special(text)
+        text = unicodedata.normalize("NFKC", text)
+        if not text:
+            return []
+        if self._tagger is None:
+            self._tagger = make_tagger(self.dictionary, node_format=r"%m\n")
+        # A newline would end a surface early; MeCab skips whitespace anyway.
+        text = text.replace("\n", " ").replace("\r", " ")
+        words = []
+        for piece in safe_pieces(text, MAX_PARSE_CHARS):
+            out = self._tagger.parse(piece)
+            words += out.split("\n")[:-1]  # the last line is "EOS"
+        if self.do_lower_case:
+            words = [w if w in SPECIAL_TOKENS else w.lower() for w in words]
+        return words
+
+    def encode_words(self, words: Iterable[str]) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+        """Each word's ``(tokens, ids)``; a word may give no token (whitespace)."""
+        cache = self._cache
+        out = []
+        for word in words:
+            hit = cache.get(word)
+            if hit is None:
+                hit = self._encode_word(word)
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                cache[word] = hit
+            out.append(hit)
+        return out
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of ``text`` (no ``[CLS]``/``[SEP]`` added)."""
+        return [t for tokens, _ in self.encode_words(self.words(text)) for t in tokens]
+
+    def encode(self, text: str) -> tuple[list[str], list[int]]:
+        """``(tokens, ids)`` of ``text``."""
+        tokens, ids = [], []
+        for word_tokens, word_ids in self.encode_words(self.words(text)):
+            tokens += word_tokens
+            ids += word_ids
+        return tokens, ids
+
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
+        """Ids of tokens; with the character vocabulary a ``##`` prefix is ignored."""
+        ids, unk = self.ids, self.unk_id
+        if self.subword == "character":
+            return [ids.get(t[2:] if t.startswith("##") else t, unk) for t in tokens]
+        return [ids.get(t, unk) for t in tokens]
+
+    def _encode_word(self, word: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        tokens: list[str] = []
+        for part in word.split():
+            tokens += (self._characters(part) if self.subword == "character"
+                       else self._wordpieces(part))
+        return tuple(tokens), tuple(self.convert_tokens_to_ids(tokens))
+
+    def _characters(self, word: str) -> list[str]:
+        word = unicodedata.normalize("NFKC", word)
+        return [self.unk_token if ch not in self.ids else (ch if i == 0 else "##" + ch)
+                for i, ch in enumerate(word)]
+
+    def _wordpieces(self, word: str) -> list[str]:
+        if len(word) > self.max_input_chars_per_word:
+            return [self.unk_token]
+        if self._model is None:
+            from tokenizers.models import WordPiece  # Rust; built where it is used
+
+            self._model = WordPiece(self.ids, unk_token=self.unk_token,
+                                    max_input_chars_per_word=self.max_input_chars_per_word,
+                                    continuing_subword_prefix="##")
+        return [token.value for token in self._model.tokenize(word)]
