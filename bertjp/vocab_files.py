@@ -1,0 +1,63 @@
+"""Vocabulary files: ``vocab.txt``, ``tokenizer_config.json`` and the character vocabulary.
+
+A tokenizer directory holds ``vocab.txt`` (one token per line, id order) and a
+``tokenizer_config.json`` that makes ``transformers.AutoTokenizer.from_pretrained``
+build a ``BertJapaneseTokenizer`` with MeCab (unidic-lite) words and WordPiece or
+character subwords, cased — the released v3 configuration (recipe §9).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from bertjp.alphabet import unidic_lite_alphabet
+
+__all__ = ["NUM_UNUSED", "character_vocab", "special_tokens", "write_tokenizer_dir"]
+
+NUM_UNUSED = 10
+_MECAB_DIC = {"unidic-lite": "unidic_lite", "unidic_lite": "unidic_lite", "ipadic": "ipadic"}
+
+
+def special_tokens(num_unused: int = NUM_UNUSED) -> list[str]:
+    """``[PAD] [UNK] [CLS] [SEP] [MASK]`` then ``[unused0]``… (ids 0…)."""
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
+        f"[unused{i}]" for i in range(num_unused)]
+
+
+def character_vocab(alphabet: list[str] | None = None, num_unused: int = NUM_UNUSED) -> list[str]:
+    """The character vocabulary: special tokens, then the alphabet in code-point order
+    (the reference's ``head -n 7027`` of the WordPiece vocabulary)."""
+    alphabet = unidic_lite_alphabet() if alphabet is None else sorted(alphabet)
+    return special_tokens(num_unused) + alphabet
+
+
+def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
+                        mecab_dic: str = "unidic-lite", model_max_length: int = 512) -> None:
+    """Writes ``vocab.txt`` and ``tokenizer_config.json`` into ``directory`` (local).
+
+    Raises:
+      ValueError: a token contains a newline, tokens repeat, or the dictionary has no
+        transformers name (only ``unidic-lite`` and ``ipadic`` do).
+    """
+    if subword not in ("wordpiece", "character"):
+        raise ValueError(f"subword must be 'wordpiece' or 'character', got {subword!r}")
+    if mecab_dic not in _MECAB_DIC:
+        raise ValueError(f"transformers knows the MeCab dictionaries unidic_lite and ipadic, "
+                         f"not {mecab_dic!r}")
+    if any("\n" in t or "\r" in t for t in vocab) or len(set(vocab)) != len(vocab):
+        raise ValueError("vocabulary tokens must be unique and contain no line breaks")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
+        f.write("".join(t + "\n" for t in vocab))
+    config = {
+        "tokenizer_class": "BertJapaneseTokenizer",
+        "model_max_length": model_max_length,
+        "do_lower_case": False,
+        "word_tokenizer_type": "mecab",
+        "subword_tokenizer_type": subword,
+        "mecab_kwargs": {"mecab_dic": _MECAB_DIC[mecab_dic]},
+    }
+    with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, ensure_ascii=False, indent=2)
+        f.write("\n")
