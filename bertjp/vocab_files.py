@@ -13,7 +13,8 @@ import os
 
 from bertjp.alphabet import unidic_lite_alphabet
 
-__all__ = ["NUM_UNUSED", "character_vocab", "special_tokens", "write_tokenizer_dir"]
+__all__ = ["NUM_UNUSED", "character_vocab", "special_tokens", "tokenizer_files",
+           "write_tokenizer_dir"]
 
 NUM_UNUSED = 10
 _MECAB_DIC = {"unidic-lite": "unidic_lite", "unidic_lite": "unidic_lite", "ipadic": "ipadic"}
@@ -32,13 +33,13 @@ def character_vocab(alphabet: list[str] | None = None, num_unused: int = NUM_UNU
     return special_tokens(num_unused) + alphabet
 
 
-def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
-                        mecab_dic: str = "unidic-lite", model_max_length: int = 512) -> None:
-    """Writes ``vocab.txt`` and ``tokenizer_config.json`` into ``directory`` (local).
+def tokenizer_files(vocab: list[str], subword: str, mecab_dic: str = "unidic-lite",
+                    model_max_length: int = 512) -> dict[str, bytes]:
+    """The contents of ``vocab.txt`` and ``tokenizer_config.json``, by file name.
 
     Raises:
-      ValueError: a token contains a newline, tokens repeat, or the dictionary has no
-        transformers name (only ``unidic-lite`` and ``ipadic`` do).
+      ValueError: a token contains a line break, tokens repeat, or the dictionary has
+        no transformers name (only ``unidic-lite`` and ``ipadic`` do).
     """
     if subword not in ("wordpiece", "character"):
         raise ValueError(f"subword must be 'wordpiece' or 'character', got {subword!r}")
@@ -47,9 +48,6 @@ def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
                          f"not {mecab_dic!r}")
     if any("\n" in t or "\r" in t for t in vocab) or len(set(vocab)) != len(vocab):
         raise ValueError("vocabulary tokens must be unique and contain no line breaks")
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
-        f.write("".join(t + "\n" for t in vocab))
     config = {
         "tokenizer_class": "BertJapaneseTokenizer",
         "model_max_length": model_max_length,
@@ -58,6 +56,18 @@ def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
         "subword_tokenizer_type": subword,
         "mecab_kwargs": {"mecab_dic": _MECAB_DIC[mecab_dic]},
     }
-    with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, ensure_ascii=False, indent=2)
-        f.write("\n")
+    return {
+        "vocab.txt": "".join(t + "\n" for t in vocab).encode("utf-8"),
+        "tokenizer_config.json": (json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+        .encode("utf-8"),
+    }
+
+
+def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
+                        mecab_dic: str = "unidic-lite", model_max_length: int = 512) -> None:
+    """Writes :func:`tokenizer_files` into a local ``directory``."""
+    files = tokenizer_files(vocab, subword, mecab_dic, model_max_length)
+    os.makedirs(directory, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(data)

@@ -19,6 +19,8 @@ COMMANDS = {
                      "CC-100 ja.txt.xz -> whitespace-normalised document shards"),
     "sample-sentences": ("pipelines.sample_sentences",
                          "deterministic sample of corpus sentences for tokenizer training"),
+    "train-vocab": ("pipelines.train_vocab",
+                    "WordPiece or character vocabulary + tokenizer directory from a corpus"),
 }
 
 USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)

@@ -209,7 +209,7 @@ def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
     )
 
 
-def format_summary(manifest: dict, seconds: float) -> str:
+def format_summary(manifest: dict, seconds: float, manifest_path: str) -> str:
     """A few lines for the terminal from a manifest."""
     s = manifest["summary"]
     docs = s["documents"]
@@ -241,7 +241,11 @@ def format_summary(manifest: dict, seconds: float) -> str:
             f"bytes of text, {min(sizes):,}–{max(sizes):,} records per file")
     lines.append(f"  dead letters: {s['dead_letters']:,}"
                  + ("" if s["accounted"] else "   WARNING: counts do not add up"))
-    lines.append(f"  manifest:    {manifest['outputs_prefix']}.manifest.json")
+    for vocab in (o for o in manifest["outputs"] if o["role"] == "vocab"):
+        lines.append(f"  vocabulary:  {vocab['records']:,} tokens from {vocab['distinct_words']:,} "
+                     f"distinct words, alphabet coverage {100 * s['alphabet_coverage']:.2f} % "
+                     f"-> {vocab['path']}")
+    lines.append(f"  manifest:    {manifest_path}")
     return "\n".join(lines)
 
 
@@ -260,5 +264,5 @@ def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build) 
     with beam.Pipeline(options=options) as pipeline:
         build(pipeline, config)
     manifest = read_manifest(config.manifest_path)
-    print(format_summary(manifest, time.monotonic() - start), flush=True)
+    print(format_summary(manifest, time.monotonic() - start, config.manifest_path), flush=True)
     return manifest

@@ -1,0 +1,222 @@
+"""``bertjp train-vocab``: a WordPiece (or character) vocabulary from corpus text.
+
+    MatchInputs → ReadLines ──Reshuffle──→ CountWords (NFKC, MeCab) → sum per word
+      → TrainVocab (one worker: tokenizers' trainer on the counts) → DIR/vocab.txt,
+        DIR/tokenizer_config.json                    + dead letters + manifest
+
+MeCab runs on every worker; only the word counts meet on one worker, so the
+trainer's memory is bounded by the number of distinct words, not by the corpus.
+The training is deterministic (see :mod:`bertjp.vocab`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import posixpath
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from bertjp.alphabet import unidic_lite_alphabet
+from bertjp.mecab import MecabDictionary
+from bertjp.streams import LineTooLong
+from bertjp.tokenization import JapaneseTokenizer
+from bertjp.vocab import train_wordpiece
+from bertjp.vocab_files import character_vocab, special_tokens, tokenizer_files
+from pipelines import common
+from pipelines.io import MatchInputs, ReadFileFn, WriteShards
+from pipelines.options import add_common_arguments
+from pipelines.stats import DEAD, STATS, CollectManifest, TallyDoFn, dead_letter
+
+__all__ = ["TrainVocabConfig", "build", "run"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainVocabConfig(common.JobConfig):
+    """Configuration of ``bertjp train-vocab`` (see :class:`common.JobConfig`).
+
+    Attributes:
+      output: the tokenizer directory (local or ``gs://``).
+      subword: ``wordpiece`` or ``character`` (special tokens + the alphabet).
+      vocab_size: the WordPiece vocabulary size, special tokens included.
+      num_unused: ``[unused0]``… tokens after the five special tokens.
+      min_frequency: the least count of a merged pair.
+      mecab_dict: the MeCab dictionary of the pre-tokenization.
+    """
+
+    subword: str = "wordpiece"
+    vocab_size: int = 32768
+    num_unused: int = 10
+    min_frequency: int = 2
+    mecab_dict: str = "unidic-lite"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.subword not in ("wordpiece", "character"):
+            raise ValueError(f"--subword must be wordpiece or character, got {self.subword!r}")
+        if self.vocab_size <= 5 + self.num_unused + len(unidic_lite_alphabet()):
+            raise ValueError("--vocab-size must exceed the special tokens plus the alphabet")
+
+    @property
+    def dead_letter_path(self) -> str:
+        return posixpath.join(self.output, "dead-letter.jsonl")
+
+    @property
+    def manifest_path(self) -> str:
+        return posixpath.join(self.output, "manifest.json")
+
+
+class ReadLinesFn(ReadFileFn):
+    """Emits every non-empty, valid UTF-8 line of the corpus as text."""
+
+    def read(self, path, lines):
+        for lineno, raw in lines:
+            if isinstance(raw, LineTooLong):
+                self.count("documents_in")
+                self.count("dropped.line_too_long")
+                yield dead_letter(path, lineno, "line_too_long", f"{raw.size} bytes", raw.head)
+                continue
+            if not raw.strip():
+                self.count("blank_lines")
+                continue
+            self.count("documents_in")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                self.count("dropped.invalid_utf8")
+                yield dead_letter(path, lineno, "invalid_utf8",
+                                  f"{err.reason} at byte {err.start}", raw)
+
+
+class CountWordsFn(TallyDoFn):
+    """MeCab words of a line (NFKC, cased) with their counts; tallies alphabet coverage."""
+
+    def __init__(self, mecab_dict: str):
+        super().__init__()
+        self._mecab_dict = mecab_dict
+
+    def setup(self):
+        self._words = JapaneseTokenizer(character_vocab(), subword="character",
+                                        dictionary=MecabDictionary(self._mecab_dict))
+        self._alphabet = set(unidic_lite_alphabet())
+
+    def process(self, line):
+        words = self._words.words(line.strip())
+        self.count("documents_out")
+        self.count("words", len(words))
+        chars = sum(len(w) for w in words)
+        self.count("characters", chars)
+        self.count("characters_in_alphabet",
+                   sum(ch in self._alphabet for w in words for ch in w))
+        yield from collections.Counter(words).items()
+
+
+def _train_and_write(counts: dict, config: TrainVocabConfig):
+    alphabet = unidic_lite_alphabet()
+    if config.subword == "character":
+        vocab = character_vocab(alphabet, config.num_unused)
+    else:
+        vocab = train_wordpiece(counts, alphabet, config.vocab_size, config.num_unused,
+                                config.min_frequency)
+    files = tokenizer_files(vocab, config.subword, config.mecab_dict)
+    for name, data in files.items():
+        with FileSystems.create(posixpath.join(config.output, name)) as f:
+            f.write(data)
+    import hashlib
+
+    yield ("output", {"path": posixpath.join(config.output, "vocab.txt"), "role": "vocab",
+                      "records": len(vocab), "lines": len(vocab),
+                      "bytes": len(files["vocab.txt"]),
+                      "sha256": hashlib.sha256(files["vocab.txt"]).hexdigest(),
+                      "distinct_words": len(counts),
+                      "special_tokens": len(special_tokens(config.num_unused)),
+                      "alphabet": len(alphabet)})
+
+
+def _summarize(merged: dict) -> dict:
+    summary = common.summarize_counts(merged)["summary"]
+    summary.pop("shards")
+    counts = merged["counts"]
+    summary["unit"] = "lines"
+    summary["alphabet_coverage"] = (counts.get("characters_in_alphabet", 0)
+                                    / max(1, counts.get("characters", 0)))
+    return {"summary": summary}
+
+
+def build(pipeline: beam.Pipeline, config: TrainVocabConfig):
+    """Adds the train-vocab job to ``pipeline``; returns the manifest PCollection."""
+    read = (
+        pipeline
+        | "MatchInputs" >> MatchInputs(config.inputs)
+        | "ReadLines" >> beam.ParDo(ReadLinesFn(config.max_line_bytes))
+        .with_outputs(STATS, DEAD, main="lines")
+    )
+    counted = (
+        read["lines"]
+        | "SpreadLines" >> beam.Reshuffle()
+        | "CountWords" >> beam.ParDo(CountWordsFn(config.mecab_dict))
+        .with_outputs(STATS, main="words")
+    )
+    vocab_stats = (
+        counted["words"]
+        | "SumPerWord" >> beam.CombinePerKey(sum)
+        | "AllCounts" >> beam.combiners.ToDict()
+        | "Train" >> beam.FlatMap(_train_and_write, config)
+    )
+    dead = (
+        read[DEAD]
+        | "DeadLetterRecords" >> beam.Map(common.dead_letter_record)
+        | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
+    )
+    header = {"command": "train-vocab", "config": dataclasses.asdict(config),
+              "seed": None, "outputs_prefix": config.output}
+    return (
+        (read[STATS], counted[STATS], vocab_stats, dead)
+        | "AllStats" >> beam.Flatten()
+        | "Manifest" >> CollectManifest(config.manifest_path, header, _summarize)
+    )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bertjp train-vocab", allow_abbrev=False,
+        description="Train a WordPiece vocabulary (cl-tohoku v3 recipe: NFKC, MeCab "
+        "pre-tokenization, the unidic-lite alphabet, ## continuations) deterministically from "
+        "corpus text, or write the character vocabulary; writes DIR/vocab.txt and a "
+        "tokenizer_config.json that transformers loads as BertJapaneseTokenizer.",
+        epilog=common.EPILOG.split("Outputs:")[0]
+        + "Outputs: DIR/vocab.txt, DIR/tokenizer_config.json, DIR/dead-letter.jsonl, "
+        "DIR/manifest.json.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", nargs="+", required=True, metavar="GLOB",
+                        help="corpus text, one sentence per line (plain or .gz), local or gs://")
+    parser.add_argument("--output", required=True, metavar="DIR", help="tokenizer directory")
+    parser.add_argument("--subword", choices=("wordpiece", "character"), default="wordpiece")
+    parser.add_argument("--vocab-size", type=int, default=32768, metavar="N",
+                        help="WordPiece vocabulary size (default: 32768)")
+    parser.add_argument("--num-unused", type=int, default=10, metavar="N",
+                        help="[unusedN] tokens after the special tokens (default: 10)")
+    parser.add_argument("--min-frequency", type=int, default=2, metavar="N",
+                        help="least count of a merged pair (default: 2)")
+    parser.add_argument("--mecab-dict", default="unidic-lite", choices=("unidic-lite", "ipadic"),
+                        help="MeCab dictionary of the pre-tokenization (default: unidic-lite)")
+    parser.add_argument("--max-line-bytes", type=int, default=64 << 20, metavar="N",
+                        help="longer lines go to the dead letters (default: 64 MiB)")
+    add_common_arguments(parser)
+    return parser
+
+
+def config_from_args(args) -> TrainVocabConfig:
+    return TrainVocabConfig(
+        inputs=tuple(args.input), output=args.output.rstrip("/"), subword=args.subword,
+        vocab_size=args.vocab_size, num_unused=args.num_unused,
+        min_frequency=args.min_frequency, mecab_dict=args.mecab_dict,
+        max_line_bytes=args.max_line_bytes)
+
+
+def run(argv: Sequence[str] | None = None) -> dict:
+    """Runs ``bertjp train-vocab``; returns the manifest."""
+    return common.run_command(make_parser(), argv, config_from_args, build)

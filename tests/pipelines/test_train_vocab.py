@@ -1,0 +1,75 @@
+"""The train-vocab job on the DirectRunner with the reference corpus of the fixtures."""
+
+import json
+
+import pytest
+
+from bertjp.tokenization import JapaneseTokenizer, load_vocab
+from bertjp.vocab_files import character_vocab
+from pipelines import train_vocab
+from tests.conftest import REFERENCE
+
+CORPUS = REFERENCE / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz"
+RELEASED = REFERENCE / "vocab" / "wordpiece_unidic_lite" / "vocab.txt"
+
+
+def run(out, *extra, inputs=(CORPUS,)):
+    return train_vocab.run(["--input", *map(str, inputs), "--output", str(out),
+                            *map(str, extra)])
+
+
+@pytest.fixture(scope="module")
+def wordpiece(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vocab") / "wordpiece"
+    return out, run(out, "--vocab-size", 12000)
+
+
+def test_wordpiece_directory_loads_in_transformers(wordpiece, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    out, manifest = wordpiece
+    vocab = load_vocab(out / "vocab.txt")
+    assert len(vocab) == 12000 and vocab[:7027] == load_vocab(RELEASED)[:7027]
+    hf = AutoTokenizer.from_pretrained(str(out))
+    text = "東北大学で自然言語処理を研究しています。"
+    assert hf.tokenize(text) == JapaneseTokenizer(vocab).tokenize(text)
+    s = manifest["summary"]
+    assert s["documents"] == {"in": 4417, "out": 4417, "dropped": {}} and s["accounted"]
+    assert 0.99 < s["alphabet_coverage"] <= 1
+    [vocab_out] = [o for o in manifest["outputs"] if o["role"] == "vocab"]
+    assert vocab_out["distinct_words"] > 10000 and vocab_out["records"] == 12000
+
+
+def test_two_worker_processes_train_the_same_vocabulary(wordpiece, tmp_path):
+    out, _ = wordpiece
+    run(tmp_path / "v2", "--vocab-size", 12000, "--direct_running_mode", "multi_processing",
+        "--direct_num_workers", 2)
+    assert (tmp_path / "v2" / "vocab.txt").read_bytes() == (out / "vocab.txt").read_bytes()
+
+
+def test_character_vocabulary(tmp_path):
+    run(tmp_path / "char", "--subword", "character")
+    assert load_vocab(tmp_path / "char" / "vocab.txt") == character_vocab()
+    config = json.loads((tmp_path / "char" / "tokenizer_config.json").read_text())
+    assert config["subword_tokenizer_type"] == "character"
+
+
+def test_bad_lines_are_counted_and_never_crash(tmp_path):
+    corpus = tmp_path / "bad.txt"
+    corpus.write_bytes(
+        "カフェcaféに行った。\n\n   \n".encode() + b"\xff\xfe broken\n"
+        + "𠮷野家で食べた。\n".encode() + ("あ" * 1_000_000 + "\n").encode())
+    manifest = run(tmp_path / "v", "--vocab-size", 7100, inputs=(corpus,))
+    s = manifest["summary"]
+    assert s["documents"]["dropped"] == {"invalid_utf8": 1} and s["dead_letters"] == 1
+    assert s["documents"]["out"] == 3 and s["accounted"]
+    assert s["alphabet_coverage"] < 1
+    vocab = load_vocab(tmp_path / "v" / "vocab.txt")
+    assert not any(ch in t for t in vocab for ch in "é𠮷")
+
+
+def test_vocab_size_below_the_alphabet_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run(tmp_path / "x", "--vocab-size", 100)
+    assert "--vocab-size must exceed" in capsys.readouterr().err
