@@ -3,7 +3,7 @@
 
 Usage (from the repository root, with any Python 3.11):
 
-    python3.11 dev.py demo     # set up .venv, run the corpus stage on the bundled sample
+    python3.11 dev.py demo     # set up .venv, run the corpus and vocab stages on the sample
     python3.11 dev.py test     # set up .venv, run the test suite
     python3.11 dev.py setup    # only set up .venv
 
@@ -51,9 +51,9 @@ def _run(cmd: list[str], **kwargs) -> None:
 
 def _fingerprint() -> str:
     h = hashlib.sha256()
-    for name in ("constraints.txt", "setup.py", "dev.py"):
+    for name in ("constraints.txt", "setup.py"):
         h.update((ROOT / name).read_bytes())
-    h.update(sys.version.encode())
+    h.update(f"{sys.version} uv=={UV_VERSION}".encode())
     return h.hexdigest()
 
 
@@ -108,7 +108,7 @@ def setup() -> None:
 
 
 def demo() -> None:
-    """Run the corpus stage on the bundled real sample (see README)."""
+    """Run the corpus and vocabulary stages on the bundled real sample (see README)."""
     out = ROOT / "out" / "demo"
     fixtures = ROOT / "tests" / "fixtures"
     bertjp = VENV / "bin" / "bertjp"
@@ -120,6 +120,9 @@ def demo() -> None:
           "--output", out / "cc100" / "corpus", "--num-shards", "4", "--gzip"], env=env)
     _run([bertjp, "sample-sentences", "--input", f"{out / 'wiki'}/corpus-*.txt.gz",
           "--output", out / "sample.txt", "--num-sentences", "1000", "--seed", "0"], env=env)
+    for subword in ("wordpiece", "character"):
+        _run([bertjp, "train-vocab", "--input", out / "sample.txt", "--output",
+              out / "tokenizers" / f"{subword}_unidic_lite", "--subword", subword], env=env)
     _log(f"demo outputs are in {out}")
 
 

@@ -13,7 +13,7 @@ import csv
 import importlib.resources
 import unicodedata
 
-__all__ = ["alphabet_from_lex_csv", "unidic_lite_alphabet"]
+__all__ = ["alphabet_from_lex_csv", "parse_alphabet", "unidic_lite_alphabet"]
 
 
 def alphabet_from_lex_csv(path) -> list[str]:
@@ -42,4 +42,22 @@ def unidic_lite_alphabet() -> list[str]:
     """The 7,012-character UniDic 2.1.2 alphabet of the released v3 vocabulary."""
     text = (importlib.resources.files("bertjp") / "data" / "unidic_lite_alphabet.txt").read_text(
         encoding="utf-8")
-    return text.split("\n")[:-1]
+    return parse_alphabet(text)
+
+
+def parse_alphabet(text: str) -> list[str]:
+    """An alphabet file (one character per line, a line may be a single space).
+
+    Raises:
+      ValueError: a line is not exactly one character, or a character repeats.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    bad = [(i + 1, line) for i, line in enumerate(lines) if len(line) != 1]
+    if bad:
+        raise ValueError(f"alphabet lines must be one character each; line {bad[0][0]} is "
+                         f"{bad[0][1]!r}")
+    if len(set(lines)) != len(lines):
+        raise ValueError("the alphabet repeats a character")
+    return sorted(lines)

@@ -12,6 +12,7 @@ import json
 import os
 
 from bertjp.alphabet import unidic_lite_alphabet
+from bertjp.mecab import MecabDictionary
 
 __all__ = ["NUM_UNUSED", "character_vocab", "special_tokens", "tokenizer_files",
            "write_tokenizer_dir"]
@@ -33,19 +34,28 @@ def character_vocab(alphabet: list[str] | None = None, num_unused: int = NUM_UNU
     return special_tokens(num_unused) + alphabet
 
 
-def tokenizer_files(vocab: list[str], subword: str, mecab_dic: str = "unidic-lite",
+def _mecab_kwargs(dictionary: MecabDictionary) -> dict:
+    """transformers' ``mecab_kwargs``: a packaged dictionary by name, else ``-d``/``-r``."""
+    if dictionary.name in _MECAB_DIC:
+        return {"mecab_dic": _MECAB_DIC[dictionary.name]}
+    return {"mecab_dic": None, "mecab_option": f"-d {dictionary.dicdir} -r {dictionary.rcfile}"}
+
+
+def tokenizer_files(vocab: list[str], subword: str,
+                    dictionary: MecabDictionary | str = "unidic-lite",
                     model_max_length: int = 512) -> dict[str, bytes]:
     """The contents of ``vocab.txt`` and ``tokenizer_config.json``, by file name.
 
+    A dictionary directory is written as a MeCab option (``-d DIR -r MECABRC``): the
+    directory must exist where the tokenizer is loaded.
+
     Raises:
-      ValueError: a token contains a line break, tokens repeat, or the dictionary has
-        no transformers name (only ``unidic-lite`` and ``ipadic`` do).
+      ValueError: a token contains a line break or tokens repeat.
     """
     if subword not in ("wordpiece", "character"):
         raise ValueError(f"subword must be 'wordpiece' or 'character', got {subword!r}")
-    if mecab_dic not in _MECAB_DIC:
-        raise ValueError(f"transformers knows the MeCab dictionaries unidic_lite and ipadic, "
-                         f"not {mecab_dic!r}")
+    if isinstance(dictionary, str):
+        dictionary = MecabDictionary(dictionary)
     if any("\n" in t or "\r" in t for t in vocab) or len(set(vocab)) != len(vocab):
         raise ValueError("vocabulary tokens must be unique and contain no line breaks")
     config = {
@@ -54,7 +64,7 @@ def tokenizer_files(vocab: list[str], subword: str, mecab_dic: str = "unidic-lit
         "do_lower_case": False,
         "word_tokenizer_type": "mecab",
         "subword_tokenizer_type": subword,
-        "mecab_kwargs": {"mecab_dic": _MECAB_DIC[mecab_dic]},
+        "mecab_kwargs": _mecab_kwargs(dictionary),
     }
     return {
         "vocab.txt": "".join(t + "\n" for t in vocab).encode("utf-8"),
@@ -64,9 +74,10 @@ def tokenizer_files(vocab: list[str], subword: str, mecab_dic: str = "unidic-lit
 
 
 def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
-                        mecab_dic: str = "unidic-lite", model_max_length: int = 512) -> None:
+                        dictionary: MecabDictionary | str = "unidic-lite",
+                        model_max_length: int = 512) -> None:
     """Writes :func:`tokenizer_files` into a local ``directory``."""
-    files = tokenizer_files(vocab, subword, mecab_dic, model_max_length)
+    files = tokenizer_files(vocab, subword, dictionary, model_max_length)
     os.makedirs(directory, exist_ok=True)
     for name, data in files.items():
         with open(os.path.join(directory, name), "wb") as f:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import hashlib
 import posixpath
 from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from bertjp.alphabet import unidic_lite_alphabet
+from bertjp.alphabet import alphabet_from_lex_csv, parse_alphabet, unidic_lite_alphabet
 from bertjp.mecab import MecabDictionary
 from bertjp.streams import LineTooLong
 from bertjp.tokenization import JapaneseTokenizer
@@ -45,6 +46,8 @@ class TrainVocabConfig(common.JobConfig):
       num_unused: ``[unused0]``… tokens after the five special tokens.
       min_frequency: the least count of a merged pair.
       mecab_dict: the MeCab dictionary of the pre-tokenization.
+      mecabrc: the ``mecabrc`` of a dictionary directory.
+      alphabet: the vocabulary's characters; the unidic-lite alphabet by default.
     """
 
     subword: str = "wordpiece"
@@ -52,13 +55,21 @@ class TrainVocabConfig(common.JobConfig):
     num_unused: int = 10
     min_frequency: int = 2
     mecab_dict: str = "unidic-lite"
+    mecabrc: str | None = None
+    alphabet: tuple[str, ...] = ()
 
     def __post_init__(self):
         super().__post_init__()
         if self.subword not in ("wordpiece", "character"):
             raise ValueError(f"--subword must be wordpiece or character, got {self.subword!r}")
-        if self.vocab_size <= 5 + self.num_unused + len(unidic_lite_alphabet()):
+        if not self.alphabet:
+            object.__setattr__(self, "alphabet", tuple(unidic_lite_alphabet()))
+        self.dictionary()  # fails now on a bad dictionary
+        if self.vocab_size <= 5 + self.num_unused + len(self.alphabet):
             raise ValueError("--vocab-size must exceed the special tokens plus the alphabet")
+
+    def dictionary(self) -> MecabDictionary:
+        return MecabDictionary(self.mecab_dict, self.mecabrc)
 
     @property
     def dead_letter_path(self) -> str:
@@ -94,14 +105,14 @@ class ReadLinesFn(ReadFileFn):
 class CountWordsFn(TallyDoFn):
     """MeCab words of a line (NFKC, cased) with their counts; tallies alphabet coverage."""
 
-    def __init__(self, mecab_dict: str):
+    def __init__(self, config: TrainVocabConfig):
         super().__init__()
-        self._mecab_dict = mecab_dict
+        self._config = config
 
     def setup(self):
         self._words = JapaneseTokenizer(character_vocab(), subword="character",
-                                        dictionary=MecabDictionary(self._mecab_dict))
-        self._alphabet = set(unidic_lite_alphabet())
+                                        dictionary=self._config.dictionary())
+        self._alphabet = set(self._config.alphabet)
 
     def process(self, line):
         words = self._words.words(line.strip())
@@ -115,18 +126,16 @@ class CountWordsFn(TallyDoFn):
 
 
 def _train_and_write(counts: dict, config: TrainVocabConfig):
-    alphabet = unidic_lite_alphabet()
+    alphabet = list(config.alphabet)
     if config.subword == "character":
         vocab = character_vocab(alphabet, config.num_unused)
     else:
         vocab = train_wordpiece(counts, alphabet, config.vocab_size, config.num_unused,
                                 config.min_frequency)
-    files = tokenizer_files(vocab, config.subword, config.mecab_dict)
+    files = tokenizer_files(vocab, config.subword, config.dictionary())
     for name, data in files.items():
         with FileSystems.create(posixpath.join(config.output, name)) as f:
             f.write(data)
-    import hashlib
-
     yield ("output", {"path": posixpath.join(config.output, "vocab.txt"), "role": "vocab",
                       "records": len(vocab), "lines": len(vocab),
                       "bytes": len(files["vocab.txt"]),
@@ -157,7 +166,7 @@ def build(pipeline: beam.Pipeline, config: TrainVocabConfig):
     counted = (
         read["lines"]
         | "SpreadLines" >> beam.Reshuffle()
-        | "CountWords" >> beam.ParDo(CountWordsFn(config.mecab_dict))
+        | "CountWords" >> beam.ParDo(CountWordsFn(config))
         .with_outputs(STATS, main="words")
     )
     vocab_stats = (
@@ -171,8 +180,13 @@ def build(pipeline: beam.Pipeline, config: TrainVocabConfig):
         | "DeadLetterRecords" >> beam.Map(common.dead_letter_record)
         | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
     )
-    header = {"command": "train-vocab", "config": dataclasses.asdict(config),
-              "seed": None, "outputs_prefix": config.output}
+    described = dataclasses.asdict(config)
+    described["alphabet"] = {
+        "characters": len(config.alphabet),
+        "sha256": hashlib.sha256("".join(config.alphabet).encode("utf-8")).hexdigest()}
+    header = {"command": "train-vocab", "config": described, "seed": None,
+              "outputs_prefix": config.output,
+              "mecab_dictionary": config.dictionary().describe()}
     return (
         (read[STATS], counted[STATS], vocab_stats, dead)
         | "AllStats" >> beam.Flatten()
@@ -196,21 +210,43 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, metavar="DIR", help="tokenizer directory")
     parser.add_argument("--subword", choices=("wordpiece", "character"), default="wordpiece")
     parser.add_argument("--vocab-size", type=int, default=32768, metavar="N",
-                        help="WordPiece vocabulary size (default: 32768)")
+                        help="WordPiece vocabulary size: the target of the merges; the alphabet "
+                        "and the ## characters the words need are always in (default: 32768)")
     parser.add_argument("--num-unused", type=int, default=10, metavar="N",
                         help="[unusedN] tokens after the special tokens (default: 10)")
     parser.add_argument("--min-frequency", type=int, default=2, metavar="N",
                         help="least count of a merged pair (default: 2)")
-    parser.add_argument("--mecab-dict", default="unidic-lite", choices=("unidic-lite", "ipadic"),
-                        help="MeCab dictionary of the pre-tokenization (default: unidic-lite)")
+    parser.add_argument("--mecab-dict", default="unidic-lite", metavar="DICT",
+                        help="MeCab dictionary of the pre-tokenization: unidic-lite (default), "
+                        "ipadic, or a dictionary directory (written into tokenizer_config.json "
+                        "as -d/-r options; it must exist where the tokenizer is loaded)")
+    parser.add_argument("--mecabrc", default=None, metavar="FILE",
+                        help="mecabrc for a dictionary directory")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--alphabet", metavar="FILE",
+                        help="the vocabulary's characters, one per line (default: the 7,012 "
+                        "unidic-lite characters of the released v3 vocabulary)")
+    source.add_argument("--lex-csv", metavar="FILE",
+                        help="build the alphabet from a UniDic lex.csv as "
+                        "make_alphabet_from_unidic.py does")
     parser.add_argument("--max-line-bytes", type=int, default=64 << 20, metavar="N",
                         help="longer lines go to the dead letters (default: 64 MiB)")
     add_common_arguments(parser)
     return parser
 
 
+def _read_alphabet(args) -> tuple[str, ...]:
+    if args.lex_csv:
+        return tuple(alphabet_from_lex_csv(args.lex_csv))
+    if args.alphabet:
+        with FileSystems.open(args.alphabet) as f:
+            return tuple(parse_alphabet(f.read().decode("utf-8")))
+    return ()
+
+
 def config_from_args(args) -> TrainVocabConfig:
     return TrainVocabConfig(
+        alphabet=_read_alphabet(args), mecabrc=args.mecabrc,
         inputs=tuple(args.input), output=args.output.rstrip("/"), subword=args.subword,
         vocab_size=args.vocab_size, num_unused=args.num_unused,
         min_frequency=args.min_frequency, mecab_dict=args.mecab_dict,

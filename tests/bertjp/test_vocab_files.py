@@ -39,5 +39,20 @@ def test_bad_vocabularies_are_refused(tmp_path):
         write_tokenizer_dir(str(tmp_path), ["[UNK]", "[UNK]"], "wordpiece")
     with pytest.raises(ValueError, match="line breaks"):
         write_tokenizer_dir(str(tmp_path), ["[UNK]", "a\nb"], "wordpiece")
-    with pytest.raises(ValueError, match="MeCab"):
-        write_tokenizer_dir(str(tmp_path), ["[UNK]"], "wordpiece", mecab_dic="/my/dic")
+    with pytest.raises(ValueError, match="sys.dic"):
+        write_tokenizer_dir(str(tmp_path), ["[UNK]"], "wordpiece", dictionary="/my/dic")
+
+
+def test_a_dictionary_directory_is_written_as_a_mecab_option(tmp_path, monkeypatch):
+    import ipadic
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    write_tokenizer_dir(str(tmp_path), load_vocab(RELEASED), "wordpiece",
+                        dictionary=ipadic.DICDIR)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["mecab_kwargs"]["mecab_option"].startswith(f"-d {ipadic.DICDIR} -r ")
+    hf = AutoTokenizer.from_pretrained(str(tmp_path))
+    ipa = AutoTokenizer.from_pretrained(str(tmp_path), mecab_kwargs={"mecab_dic": "ipadic"})
+    assert hf.tokenize("最大7.5ゲーム差!") == ipa.tokenize("最大7.5ゲーム差!")

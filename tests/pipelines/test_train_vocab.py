@@ -73,3 +73,14 @@ def test_vocab_size_below_the_alphabet_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(tmp_path / "x", "--vocab-size", 100)
     assert "--vocab-size must exceed" in capsys.readouterr().err
+
+
+def test_alphabet_from_a_file_and_from_lex_csv(tmp_path):
+    alphabet = tmp_path / "alphabet.txt"
+    alphabet.write_text("\n".join(" 。あいうえおかきくけこ") + "\n", encoding="utf-8")
+    run(tmp_path / "a", "--subword", "character", "--alphabet", alphabet)
+    assert load_vocab(tmp_path / "a" / "vocab.txt")[15:] == sorted(" 。あいうえおかきくけこ")
+    lex = tmp_path / "lex.csv"
+    lex.write_text("ＡＢ,1,1,1,名詞\n㍍,1,1,1,名詞\n猫,1,1,1,名詞\n", encoding="utf-8")
+    run(tmp_path / "b", "--subword", "character", "--lex-csv", lex)
+    assert load_vocab(tmp_path / "b" / "vocab.txt")[15:] == ["A", "B", "猫"]
