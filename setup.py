@@ -20,6 +20,8 @@ _PIPELINE_REQUIRES = [
     "fugashi>=1.5",
     "unidic-lite>=1.0.8",
     "ipadic>=1.0.0",
+    "tokenizers",
+    "google-crc32c",  # TFRecord framing without TensorFlow
 ]
 _EXTRAS = {
     # Model Garden training and checkpoint conversion.
@@ -29,7 +31,7 @@ _EXTRAS = {
         "tf-keras>=2.20,<2.21",
         "setuptools<82",  # tensorflow_hub imports pkg_resources
     ],
-    "hf": ["tokenizers", "transformers>=5", "torch==2.13.0"],
+    "hf": ["transformers>=5", "torch==2.13.0"],
     "test": ["pytest", "gcp-storage-emulator", "psutil"],
 }
 _EXTRAS["all"] = sorted({r for reqs in _EXTRAS.values() for r in reqs})
