@@ -21,6 +21,8 @@ COMMANDS = {
                          "deterministic sample of corpus sentences for tokenizer training"),
     "train-vocab": ("pipelines.train_vocab",
                     "WordPiece or character vocabulary + tokenizer directory from a corpus"),
+    "pretraining-data": ("pipelines.pretraining_data",
+                         "masked-LM + NSP instances as gzip TFRecords (Model Garden v2 names)"),
 }
 
 USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)
