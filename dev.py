@@ -3,7 +3,7 @@
 
 Usage (from the repository root, with any Python 3.11):
 
-    python3.11 dev.py demo     # set up .venv, run the corpus and vocab stages on the sample
+    python3.11 dev.py demo     # set up .venv, run the pipeline stages on the bundled sample
     python3.11 dev.py test     # set up .venv, run the test suite
     python3.11 dev.py setup    # only set up .venv
 
@@ -108,7 +108,7 @@ def setup() -> None:
 
 
 def demo() -> None:
-    """Run the corpus and vocabulary stages on the bundled real sample (see README)."""
+    """Run the corpus, vocabulary and pretraining-data stages on the bundled sample."""
     out = ROOT / "out" / "demo"
     fixtures = ROOT / "tests" / "fixtures"
     bertjp = VENV / "bin" / "bertjp"
@@ -123,6 +123,10 @@ def demo() -> None:
     for subword in ("wordpiece", "character"):
         _run([bertjp, "train-vocab", "--input", out / "sample.txt", "--output",
               out / "tokenizers" / f"{subword}_unidic_lite", "--subword", subword], env=env)
+    _run([bertjp, "pretraining-data", "--input", f"{out / 'wiki'}/corpus-*.txt.gz",
+          "--vocab", out / "tokenizers" / "wordpiece_unidic_lite", "--output",
+          out / "pretraining" / "wiki", "--num-shards", "2", "--dupe-factor", "2",
+          "--max-predictions-per-seq", "19"], env=env)
     _log(f"demo outputs are in {out}")
 
 

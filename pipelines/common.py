@@ -230,6 +230,10 @@ def format_summary(manifest: dict, seconds: float, manifest_path: str) -> str:
             f"  sentences:   {s['sentences']['kept']:,} kept, {sum(filt.values()):,} filtered"
             + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(filt.items())) + ")"
                if filt else ""))
+    if "instances" in s:
+        share = s["random_next"] / max(1, s["instances"])
+        lines.append(f"  instances:   {s['instances']:,} ({s['masked_tokens']:,} masked tokens, "
+                     f"{100 * share:.1f} % random next)")
     if s.get("lines_dropped"):
         lines.append("  lines dropped: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(s["lines_dropped"].items())))
