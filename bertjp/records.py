@@ -13,9 +13,17 @@ order, so the bytes are the reference's.
 from __future__ import annotations
 
 import struct
-from typing import Sequence
+from typing import Iterator, Sequence
 
-__all__ = ["FEATURE_NAMES", "encode_example", "frame_record", "instance_features"]
+__all__ = [
+    "FEATURE_NAMES",
+    "RecordError",
+    "decode_example",
+    "encode_example",
+    "frame_record",
+    "instance_features",
+    "iter_records",
+]
 
 FEATURE_NAMES = {
     True: ("input_word_ids", "input_type_ids"),
@@ -99,3 +107,87 @@ def frame_record(data: bytes) -> bytes:
     length = struct.pack("<Q", len(data))
     return (length + struct.pack("<I", _masked_crc(length)) + data
             + struct.pack("<I", _masked_crc(data)))
+
+
+class RecordError(ValueError):
+    """A TFRecord stream or an Example that cannot be decoded."""
+
+
+def iter_records(stream) -> Iterator[bytes]:
+    """Yields the records of a TFRecord stream (a binary file object), checking CRCs.
+
+    Raises:
+      RecordError: a truncated record or a CRC mismatch (with the record number).
+    """
+    n = 0
+    while True:
+        header = stream.read(12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise RecordError(f"record {n}: truncated header")
+        length = header[:8]
+        if struct.unpack("<I", header[8:])[0] != _masked_crc(length):
+            raise RecordError(f"record {n}: length CRC mismatch")
+        (size,) = struct.unpack("<Q", length)
+        data = stream.read(size)
+        footer = stream.read(4)
+        if len(data) < size or len(footer) < 4:
+            raise RecordError(f"record {n}: truncated data")
+        if struct.unpack("<I", footer)[0] != _masked_crc(data):
+            raise RecordError(f"record {n}: data CRC mismatch")
+        n += 1
+        yield data
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise RecordError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: bytes):
+    """``(field_number, payload)`` of the length-delimited fields of a message."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _read_varint(data, pos)
+        if tag & 7 != 2:
+            raise RecordError(f"unexpected wire type {tag & 7}")
+        size, pos = _read_varint(data, pos)
+        yield tag >> 3, data[pos:pos + size]
+        pos += size
+
+
+def decode_example(data: bytes) -> dict[str, tuple[str, list]]:
+    """``{name: ("int64" | "float" | "bytes", values)}`` of a serialized Example."""
+    out = {}
+    for _, features in _fields(data):
+        for _, entry in _fields(features):
+            name, feature = "", b""
+            for number, payload in _fields(entry):
+                if number == 1:
+                    name = payload.decode("utf-8")
+                else:
+                    feature = payload
+            for kind, payload in _fields(feature):
+                values = b"".join(p for _, p in _fields(payload))
+                if kind == 3:
+                    ints, pos = [], 0
+                    while pos < len(values):
+                        v, pos = _read_varint(values, pos)
+                        ints.append(v - (1 << 64) if v >= 1 << 63 else v)
+                    out[name] = ("int64", ints)
+                elif kind == 2:
+                    out[name] = ("float", list(struct.unpack(f"<{len(values) // 4}f", values)))
+                else:
+                    out[name] = ("bytes", [p for _, p in _fields(payload)])
+            if name not in out:
+                out[name] = ("empty", [])
+    return out

@@ -23,6 +23,9 @@ COMMANDS = {
                     "WordPiece or character vocabulary + tokenizer directory from a corpus"),
     "pretraining-data": ("pipelines.pretraining_data",
                          "masked-LM + NSP instances as gzip TFRecords (Model Garden v2 names)"),
+    "inspect": ("bertjp_cli.records_tools:inspect_main", "print pretraining records as text"),
+    "validate": ("bertjp_cli.records_tools:validate_main",
+                 "check every pretraining record against the job's manifest"),
 }
 
 USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)
@@ -57,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"bertjp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    entry = getattr(importlib.import_module(module_name), function or "run")
     try:
-        module.run(rest)
+        code = entry(rest)
     except KeyboardInterrupt:
         print(f"bertjp {name}: interrupted", file=sys.stderr)
         return 130
@@ -70,4 +74,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bertjp {name}: error: {lines[-1]}\n(run with --verbose for the traceback)",
               file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

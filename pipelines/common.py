@@ -242,7 +242,7 @@ def format_summary(manifest: dict, seconds: float, manifest_path: str) -> str:
         label = "shards:     " if s.get("unit", "documents") == "documents" else "output:     "
         lines.append(
             f"  {label} {len(shards)} file(s), {sum(o['content_bytes'] for o in shards):,} "
-            f"bytes of text, {min(sizes):,}–{max(sizes):,} records per file")
+            f"bytes uncompressed, {min(sizes):,}–{max(sizes):,} records per file")
     lines.append(f"  dead letters: {s['dead_letters']:,}"
                  + ("" if s["accounted"] else "   WARNING: counts do not add up"))
     for vocab in (o for o in manifest["outputs"] if o["role"] == "vocab"):
