@@ -46,6 +46,21 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+_SMALL = 1 << 16
+_VARINTS: list[bytes] = []  # varints of 0 .. 65535, built on first use
+
+
+def _packed_varints(values: Sequence[int]) -> bytes:
+    """Concatenated varints; ids and positions take a table lookup each."""
+    if not _VARINTS:
+        _VARINTS.extend(_varint(v) for v in range(_SMALL))
+    table = _VARINTS
+    try:
+        return b"".join([table[v] for v in values])
+    except IndexError:  # a negative or large value: the general path
+        return b"".join(_varint(v) if not 0 <= v < _SMALL else table[v] for v in values)
+
+
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field."""
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
@@ -55,8 +70,7 @@ def _feature(values: Sequence[int] | Sequence[float], is_float: bool) -> bytes:
     if is_float:
         packed = struct.pack(f"<{len(values)}f", *values)
         return _field(2, _field(1, packed))  # Feature.float_list, FloatList.value
-    packed = b"".join(_varint(v) for v in values)
-    return _field(3, _field(1, packed))  # Feature.int64_list, Int64List.value
+    return _field(3, _field(1, _packed_varints(values)))  # Feature.int64_list, Int64List.value
 
 
 def encode_example(features: Sequence[tuple[str, Sequence, bool]]) -> bytes:

@@ -67,3 +67,11 @@ def test_model_garden_pretrain_loader_reads_our_records(tmp_path, v2):
 def test_oversized_instances_are_refused():
     with pytest.raises(ValueError):
         instance_features([1] * 10, [0] * 10, [1], [1], False, 8, 5)
+
+
+def test_table_varints_equal_the_general_encoding():
+    from bertjp.records import _packed_varints, _varint
+
+    values = [0, 1, 127, 128, 300, 65535, 65536, -1, 2**40]
+    assert _packed_varints(values) == b"".join(_varint(v) for v in values)
+    assert _varint(300) == b"\xac\x02" and _varint(-1) == b"\xff" * 9 + b"\x01"
