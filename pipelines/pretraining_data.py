@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import posixpath
 import random
@@ -226,8 +227,10 @@ def build(pipeline: beam.Pipeline, config: PretrainingDataConfig):
     )
     described = dataclasses.asdict(config)
     described.pop("vocab")
+    vocab_bytes = "".join(t + "\n" for t in config.vocab).encode("utf-8")
     header = {"command": "pretraining-data", "config": described, "seed": config.seed,
-              "outputs_prefix": config.output, "vocab_size": len(config.vocab)}
+              "outputs_prefix": config.output, "vocab_size": len(config.vocab),
+              "vocab_sha256": hashlib.sha256(vocab_bytes).hexdigest()}
     return (
         (read[STATS], tokenized[STATS], created[STATS], written, dead)
         | "AllStats" >> beam.Flatten()

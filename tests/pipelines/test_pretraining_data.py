@@ -40,6 +40,12 @@ def test_statistics_match_the_reference(default_run):
     assert sum(x["instances"] for x in shards) == s["instances"]
     assert abs(shards[0]["instances"] - shards[1]["instances"]) <= 0.1 * s["instances"]
     assert default_run["vocab_size"] == 32768
+    import hashlib
+
+    released = (VOCAB_DIR / "vocab.txt").read_bytes()
+    assert default_run["vocab_sha256"] == hashlib.sha256(released).hexdigest()
+    [inp] = default_run["inputs"]
+    assert inp["sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
 
 
 def test_two_worker_processes_write_identical_shards(default_run, tmp_path):
