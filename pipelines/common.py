@@ -22,6 +22,8 @@ __all__ = [
     "add_corpus_arguments",
     "corpus_config_kwargs",
     "dead_letter_record",
+    "finish_job",
+    "job_header",
     "run_command",
     "write_outputs",
 ]
@@ -185,27 +187,49 @@ def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
     Returns:
       The PCollection of the (single) manifest dict.
     """
-    pipeline = stats[0].pipeline
     if docs is not None:
         stats = [*stats, docs | "WriteShards" >> WriteShards(
             config.shard_paths, compress=config.gzip, chunk_bytes=config.chunk_bytes)]
+    header = job_header(command, config, **(extra_header or {}))
+    return finish_job(config, header, stats, dead)
+
+
+def job_header(command: str, config: JobConfig, described: dict | None = None,
+               **extra) -> dict:
+    """What the manifest knows when the pipeline is built: command, config, seed, prefix."""
+    return {
+        "command": command,
+        "config": dataclasses.asdict(config) if described is None else described,
+        "seed": config.seed,
+        "outputs_prefix": config.output,
+        **extra,
+    }
+
+
+def finish_job(config: JobConfig, header: dict, stats, dead, summarize=summarize_counts):
+    """Writes the dead letters and the manifest of a job.
+
+    Args:
+      config: the job's configuration (paths).
+      header: see :func:`job_header`.
+      stats: the stats PCollections of the job's DoFns and writers.
+      dead: the dead-letter PCollections of the job's DoFns.
+      summarize: ``f(merged) -> {"summary": ...}`` for the manifest.
+
+    Returns:
+      The PCollection of the (single) manifest dict.
+    """
+    pipeline = stats[0].pipeline
     dead_stats = (
         tuple(dead)
         | "DeadLetters" >> beam.Flatten(pipeline=pipeline)
         | "DeadLetterRecords" >> beam.Map(dead_letter_record)
         | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
     )
-    header = {
-        "command": command,
-        "config": dataclasses.asdict(config),
-        "seed": config.seed,
-        "outputs_prefix": config.output,
-        **(extra_header or {}),
-    }
     return (
         (*stats, dead_stats)
         | "AllStats" >> beam.Flatten(pipeline=pipeline)
-        | "Manifest" >> CollectManifest(config.manifest_path, header, summarize_counts)
+        | "Manifest" >> CollectManifest(config.manifest_path, header, summarize)
     )
 
 

@@ -30,8 +30,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from bertjp import sharding
-from bertjp.streams import iter_lines, open_decompressed
-from pipelines.stats import STATS, Progress, TallyDoFn
+from bertjp.streams import LineTooLong, iter_lines, open_decompressed
+from pipelines.stats import STATS, Progress, TallyDoFn, dead_letter
 
 __all__ = [
     "InputLines",
@@ -88,6 +88,31 @@ class ReadFileFn(TallyDoFn):
 
     def read(self, path, lines):
         raise NotImplementedError
+
+    def text_lines(self, path, lines):
+        """The non-blank, valid UTF-8 lines as ``(line_number, raw, text)``.
+
+        Each line is one record (``documents_in``); a too-long or invalid line is
+        counted as dropped and yielded as a dead letter (a ``TaggedOutput``) instead.
+        """
+        for lineno, raw in lines:
+            if isinstance(raw, LineTooLong):
+                self.count("documents_in")
+                self.count("dropped.line_too_long")
+                yield dead_letter(path, lineno, "line_too_long", f"{raw.size} bytes", raw.head)
+                continue
+            if not raw.strip():
+                self.count("blank_lines")
+                continue
+            self.count("documents_in")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                self.count("dropped.invalid_utf8")
+                yield dead_letter(path, lineno, "invalid_utf8",
+                                  f"{err.reason} at byte {err.start}", raw)
+                continue
+            yield lineno, raw, text
 
     def process(self, path):
         with InputLines(path, self._max_line_bytes) as lines:

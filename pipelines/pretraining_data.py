@@ -32,7 +32,7 @@ from bertjp.tokenization import JapaneseTokenizer
 from pipelines import common
 from pipelines.io import MatchInputs, ReadFileFn, WriteShards, shard_path
 from pipelines.options import add_common_arguments
-from pipelines.stats import DEAD, STATS, CollectManifest, TallyDoFn, dead_letter
+from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
 
 __all__ = ["PretrainingDataConfig", "build", "run"]
 
@@ -106,8 +106,8 @@ class ReadDocumentsFn(ReadFileFn):
             yield f"{name}:{ordinal}", doc
 
 
-class TokenizeFn(TallyDoFn):
-    """``(key, lines)`` → ``(key, [tokens of each non-empty sentence])``."""
+class _TokenizerDoFn(TallyDoFn):
+    """A DoFn holding the job's config and, from ``setup``, its tokenizer."""
 
     def __init__(self, config: PretrainingDataConfig):
         super().__init__()
@@ -115,6 +115,10 @@ class TokenizeFn(TallyDoFn):
 
     def setup(self):
         self._tokenizer = self._config.tokenizer()
+
+
+class TokenizeFn(_TokenizerDoFn):
+    """``(key, lines)`` → ``(key, [tokens of each non-empty sentence])``."""
 
     def process(self, element):
         key, lines = element
@@ -126,15 +130,8 @@ class TokenizeFn(TallyDoFn):
         yield key, sentences
 
 
-class CreateInstancesFn(TallyDoFn):
+class CreateInstancesFn(_TokenizerDoFn):
     """One bucket of one dupe pass → framed TFRecords keyed for the shard writer."""
-
-    def __init__(self, config: PretrainingDataConfig):
-        super().__init__()
-        self._config = config
-
-    def setup(self):
-        self._tokenizer = self._config.tokenizer()
 
     def process(self, element):
         (dupe, _), members = element
@@ -220,22 +217,15 @@ def build(pipeline: beam.Pipeline, config: PretrainingDataConfig):
     )
     written = created["records"] | "WriteShards" >> WriteShards(
         config.shard_paths, compress=True, chunk_bytes=config.chunk_bytes)
-    dead = (
-        read[DEAD]
-        | "DeadLetterRecords" >> beam.Map(common.dead_letter_record)
-        | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
-    )
     described = dataclasses.asdict(config)
     described.pop("vocab")
     vocab_bytes = "".join(t + "\n" for t in config.vocab).encode("utf-8")
-    header = {"command": "pretraining-data", "config": described, "seed": config.seed,
-              "outputs_prefix": config.output, "vocab_size": len(config.vocab),
-              "vocab_sha256": hashlib.sha256(vocab_bytes).hexdigest()}
-    return (
-        (read[STATS], tokenized[STATS], created[STATS], written, dead)
-        | "AllStats" >> beam.Flatten()
-        | "Manifest" >> CollectManifest(config.manifest_path, header, _summarize)
-    )
+    header = common.job_header("pretraining-data", config, described,
+                               vocab_size=len(config.vocab),
+                               vocab_sha256=hashlib.sha256(vocab_bytes).hexdigest())
+    return common.finish_job(config, header,
+                             [read[STATS], tokenized[STATS], created[STATS], written],
+                             [read[DEAD]], _summarize)
 
 
 def make_parser() -> argparse.ArgumentParser:

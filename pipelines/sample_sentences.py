@@ -21,11 +21,10 @@ import apache_beam as beam
 
 from bertjp import sharding
 from bertjp.sharding import plan_sample, stable_key
-from bertjp.streams import LineTooLong
 from pipelines import common
 from pipelines.io import MatchInputs, ReadFileFn, WriteShards
 from pipelines.options import add_common_arguments
-from pipelines.stats import DEAD, STATS, CollectManifest, dead_letter
+from pipelines.stats import DEAD, STATS
 
 __all__ = ["SampleConfig", "build", "run"]
 
@@ -56,23 +55,11 @@ class ReadSentencesFn(ReadFileFn):
 
     def read(self, path, lines):
         name = posixpath.basename(path)
-        for lineno, raw in lines:
-            if isinstance(raw, LineTooLong):
-                self.count("documents_in")
-                self.count("dropped.line_too_long")
-                yield dead_letter(path, lineno, "line_too_long", f"{raw.size} bytes", raw.head)
+        for item in self.text_lines(path, lines):
+            if isinstance(item, beam.pvalue.TaggedOutput):
+                yield item
                 continue
-            if not raw.strip():
-                self.count("blank_lines")
-                continue
-            self.count("documents_in")
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                self.count("dropped.invalid_utf8")
-                yield dead_letter(path, lineno, "invalid_utf8",
-                                  f"{err.reason} at byte {err.start}", raw)
-                continue
+            lineno, raw, _ = item
             yield stable_key(self._seed, f"{name}:{lineno}"), raw + b"\n"
 
 
@@ -124,18 +111,8 @@ def build(pipeline: beam.Pipeline, config: SampleConfig):
     written = sample | "WriteSample" >> WriteShards(
         [config.output], compress=config.output.endswith(".gz"),
         chunk_bytes=config.chunk_bytes, role="shard")
-    dead = (
-        read[DEAD]
-        | "DeadLetterRecords" >> beam.Map(common.dead_letter_record)
-        | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
-    )
-    header = {"command": "sample-sentences", "config": dataclasses.asdict(config),
-              "seed": config.seed, "outputs_prefix": config.output}
-    return (
-        (read[STATS], written, dead)
-        | "AllStats" >> beam.Flatten()
-        | "Manifest" >> CollectManifest(config.manifest_path, header, _summarize)
-    )
+    header = common.job_header("sample-sentences", config)
+    return common.finish_job(config, header, [read[STATS], written], [read[DEAD]], _summarize)
 
 
 def make_parser() -> argparse.ArgumentParser:

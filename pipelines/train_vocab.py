@@ -23,14 +23,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from bertjp.alphabet import alphabet_from_lex_csv, parse_alphabet, unidic_lite_alphabet
 from bertjp.mecab import MecabDictionary
-from bertjp.streams import LineTooLong
 from bertjp.tokenization import JapaneseTokenizer
 from bertjp.vocab import train_wordpiece
 from bertjp.vocab_files import character_vocab, special_tokens, tokenizer_files
 from pipelines import common
-from pipelines.io import MatchInputs, ReadFileFn, WriteShards
+from pipelines.io import MatchInputs, ReadFileFn
 from pipelines.options import add_common_arguments
-from pipelines.stats import DEAD, STATS, CollectManifest, TallyDoFn, dead_letter
+from pipelines.stats import DEAD, STATS, TallyDoFn
 
 __all__ = ["TrainVocabConfig", "build", "run"]
 
@@ -84,22 +83,8 @@ class ReadLinesFn(ReadFileFn):
     """Emits every non-empty, valid UTF-8 line of the corpus as text."""
 
     def read(self, path, lines):
-        for lineno, raw in lines:
-            if isinstance(raw, LineTooLong):
-                self.count("documents_in")
-                self.count("dropped.line_too_long")
-                yield dead_letter(path, lineno, "line_too_long", f"{raw.size} bytes", raw.head)
-                continue
-            if not raw.strip():
-                self.count("blank_lines")
-                continue
-            self.count("documents_in")
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                self.count("dropped.invalid_utf8")
-                yield dead_letter(path, lineno, "invalid_utf8",
-                                  f"{err.reason} at byte {err.start}", raw)
+        for item in self.text_lines(path, lines):
+            yield item if isinstance(item, beam.pvalue.TaggedOutput) else item[2]
 
 
 class CountWordsFn(TallyDoFn):
@@ -175,23 +160,14 @@ def build(pipeline: beam.Pipeline, config: TrainVocabConfig):
         | "AllCounts" >> beam.combiners.ToDict()
         | "Train" >> beam.FlatMap(_train_and_write, config)
     )
-    dead = (
-        read[DEAD]
-        | "DeadLetterRecords" >> beam.Map(common.dead_letter_record)
-        | "WriteDeadLetters" >> WriteShards([config.dead_letter_path], role="dead_letter")
-    )
     described = dataclasses.asdict(config)
     described["alphabet"] = {
         "characters": len(config.alphabet),
         "sha256": hashlib.sha256("".join(config.alphabet).encode("utf-8")).hexdigest()}
-    header = {"command": "train-vocab", "config": described, "seed": None,
-              "outputs_prefix": config.output,
-              "mecab_dictionary": config.dictionary().describe()}
-    return (
-        (read[STATS], counted[STATS], vocab_stats, dead)
-        | "AllStats" >> beam.Flatten()
-        | "Manifest" >> CollectManifest(config.manifest_path, header, _summarize)
-    )
+    header = common.job_header("train-vocab", config, described, seed=None,
+                               mecab_dictionary=config.dictionary().describe())
+    return common.finish_job(config, header, [read[STATS], counted[STATS], vocab_stats],
+                             [read[DEAD]], _summarize)
 
 
 def make_parser() -> argparse.ArgumentParser:
