@@ -36,6 +36,7 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _SPECIAL_OR_TEXT = re.compile(
     "(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + r")|(.+?)", re.DOTALL)
 _CACHE_SIZE = 1 << 18
+_Word = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]  # tokens, ids, codes
 
 
 def load_vocab(path) -> list[str]:
@@ -79,7 +80,7 @@ class JapaneseTokenizer:
             raise ValueError(f"the vocabulary has no {unk_token!r}")
         self.unk_id = self.ids[unk_token]
         self._tagger = self._model = None
-        self._cache: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+        self._cache: dict[str, _Word] = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -112,8 +113,11 @@ class JapaneseTokenizer:
             words = [w if w in SPECIAL_TOKENS else w.lower() for w in words]
         return words
 
-    def encode_words(self, words: Iterable[str]) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
-        """Each word's ``(tokens, ids)``; a word may give no token (whitespace)."""
+    def encode_words(self, words: Iterable[str]) -> list[_Word]:
+        """Each word's ``(tokens, ids, codes)``; a word may give no token (whitespace).
+
+        A token's *code* is ``id << 1 | continuation``: its id and whether it continues
+        a word (a ``##`` token), the input of :mod:`bertjp.instances`."""
         cache = self._cache
         out = []
         for word in words:
@@ -128,15 +132,23 @@ class JapaneseTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of ``text`` (no ``[CLS]``/``[SEP]`` added)."""
-        return [t for tokens, _ in self.encode_words(self.words(text)) for t in tokens]
+        return [t for tokens, _, _ in self.encode_words(self.words(text)) for t in tokens]
 
     def encode(self, text: str) -> tuple[list[str], list[int]]:
         """``(tokens, ids)`` of ``text``."""
         tokens, ids = [], []
-        for word_tokens, word_ids in self.encode_words(self.words(text)):
+        for word_tokens, word_ids, _ in self.encode_words(self.words(text)):
             tokens += word_tokens
             ids += word_ids
         return tokens, ids
+
+    def token_codes(self, text: str) -> list[int]:
+        """The tokens of ``text`` as codes ``id << 1 | continuation`` (see ``encode_words``)."""
+        return [c for _, _, codes in self.encode_words(self.words(text)) for c in codes]
+
+    def code_of(self, token: str) -> int:
+        """The code of one vocabulary token (``[CLS]``, ``[SEP]``...)."""
+        return self.convert_tokens_to_ids([token])[0] << 1 | token.startswith("##")
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         """Ids of tokens; with the character vocabulary a ``##`` prefix is ignored."""
@@ -145,12 +157,14 @@ class JapaneseTokenizer:
             return [ids.get(t[2:] if t.startswith("##") else t, unk) for t in tokens]
         return [ids.get(t, unk) for t in tokens]
 
-    def _encode_word(self, word: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    def _encode_word(self, word: str) -> _Word:
         tokens: list[str] = []
         for part in word.split():
             tokens += (self._characters(part) if self.subword == "character"
                        else self._wordpieces(part))
-        return tuple(tokens), tuple(self.convert_tokens_to_ids(tokens))
+        ids = tuple(self.convert_tokens_to_ids(tokens))
+        codes = tuple(i << 1 | t.startswith("##") for t, i in zip(tokens, ids, strict=True))
+        return tuple(tokens), ids, codes
 
     def _characters(self, word: str) -> list[str]:
         word = unicodedata.normalize("NFKC", word)

@@ -118,7 +118,8 @@ def validate_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="bertjp validate", allow_abbrev=False,
         description="Check every record of pretraining shards against the job's manifest: "
-        "features, dtypes and lengths, id ranges, masks, and the counts per shard. "
+        "features, dtypes and lengths, id ranges, masks, and the records and masked "
+        "tokens per shard. "
         "Exits 1 on any mismatch.")
     parser.add_argument("glob", help="shards, e.g. 'gs://B/data/cc100-*.tfrecord.gz'")
     parser.add_argument("--manifest", required=True, help="the job's PREFIX.manifest.json")
@@ -131,15 +132,18 @@ def validate_main(argv: list[str]) -> int:
     seq, preds = instance["max_seq_length"], instance["max_predictions_per_seq"]
     expected_counts = {s["path"].rsplit("/", 1)[-1]: s["instances"]
                        for s in manifest["summary"]["shards"]}
+    expected_masked = {s["path"].rsplit("/", 1)[-1]: s["masked_tokens"]
+                       for s in manifest["summary"]["shards"] if "masked_tokens" in s}
     paths = sorted(m.path for m in FileSystems.match([args.glob])[0].metadata_list)
     errors, total = [], 0
     for path in paths:
-        count = 0
+        count = masked = 0
         try:
             for example in _records(path):
                 for problem in check_record(example, seq, preds, manifest["vocab_size"]):
                     errors.append(f"{path} record {count}: {problem}")
                 count += 1
+                masked += int(sum(example["masked_lm_weights"][1]))
         except (RecordError, OSError) as err:
             errors.append(f"{path}: {err}")
         total += count
@@ -147,6 +151,9 @@ def validate_main(argv: list[str]) -> int:
         if expected_counts.get(name) != count:
             errors.append(f"{path}: {count} records, the manifest says "
                           f"{expected_counts.get(name, 'nothing')}")
+        if name in expected_masked and expected_masked[name] != masked:
+            errors.append(f"{path}: {masked} masked tokens, the manifest says "
+                          f"{expected_masked[name]}")
     for name in sorted(set(expected_counts) - {p.rsplit('/', 1)[-1] for p in paths}):
         errors.append(f"{name}: in the manifest, not matched by {args.glob}")
     for line in errors[:50]:

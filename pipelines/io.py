@@ -183,7 +183,10 @@ class _BinSizes(beam.CombineFn):
         return collections.Counter()
 
     def add_input(self, acc, element):
-        acc[element[0]] += element[1]
+        if isinstance(element, dict):  # a batch's histogram
+            acc.update(element)
+        else:
+            acc[element[0]] += element[1]
         return acc
 
     def merge_accumulators(self, accumulators):
@@ -196,24 +199,44 @@ class _BinSizes(beam.CombineFn):
         return dict(acc)
 
 
+def _batch_bins(batch) -> dict:
+    bins = collections.Counter()
+    for record in batch:
+        bins[sharding.bin_of(record[0])] += len(record[1])
+    return bins
+
+
+def _split_batch(batch, plan):
+    chunks = collections.defaultdict(list)
+    for record in batch:
+        chunks[plan.chunk_of(record[0])].append(record)
+    return chunks.items()
+
+
 class _WriteChunkFn(beam.DoFn):
     """Sorts one chunk's records and writes them to a temporary part file."""
 
-    def __init__(self, temp_dir: str):
+    def __init__(self, temp_dir: str, batched: bool, counted: bool):
         super().__init__()
         self._temp_dir = temp_dir
+        self._batched = batched
+        self._counted = counted
 
     def process(self, element, plan):
         chunk, records = element
+        if self._batched:
+            records = [r for batch in records for r in batch]
         records = sorted(records)
         path = posixpath.join(self._temp_dir, f"chunk-{chunk:07d}")
         lines = size = 0
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for _, payload in records:
+            for record in records:
+                payload = record[1]
                 f.write(payload)
                 size += len(payload)
                 lines += payload.count(b"\n")
-        yield plan.chunk_shards[chunk], (chunk, path, len(records), size, lines)
+        counted = sum(r[2] for r in records) if self._counted else 0
+        yield plan.chunk_shards[chunk], (chunk, path, len(records), size, lines, counted)
 
 
 class _HashingWriter:
@@ -236,10 +259,11 @@ class _HashingWriter:
 class _FinalizeShardFn(beam.DoFn):
     """Concatenates a shard's parts in chunk order into its final file."""
 
-    def __init__(self, paths, compress: bool):
+    def __init__(self, paths, compress: bool, count_name: str | None):
         super().__init__()
         self._paths = paths
         self._compress = compress
+        self._count_name = count_name
 
     def process(self, element):
         shard, parts = element
@@ -250,7 +274,7 @@ class _FinalizeShardFn(beam.DoFn):
             hashed = _HashingWriter(raw)
             out = (gzip.GzipFile(filename="", mode="wb", fileobj=hashed, compresslevel=6,
                                  mtime=0) if self._compress else hashed)
-            for _, part, _, _, _ in parts:
+            for _, part, *_ in parts:
                 with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                     while block := f.read(_BLOCK):
                         content.update(block)
@@ -259,7 +283,9 @@ class _FinalizeShardFn(beam.DoFn):
                 out.close()
         if parts:
             FileSystems.delete([p[1] for p in parts])
+        extra = {self._count_name: sum(p[5] for p in parts)} if self._count_name else {}
         yield beam.pvalue.TaggedOutput(STATS, ("output", {
+            **extra,
             "path": path,
             "role": "shard",
             "shard": shard,
@@ -289,6 +315,10 @@ class WriteShards(beam.PTransform):
       chunk_bytes: the most record bytes a worker sorts at once (unless one
         16-bit key bin alone is larger).
       role: ``"shard"``, ``"dead_letter"``, ... recorded in the manifest.
+      batched: the elements are lists of records (fewer, larger elements: much less
+        per-element overhead when records are small and many).
+      count_name: the records are ``(key, bytes, n)``; the ``n`` are summed per file
+        and reported under this name (e.g. masked tokens per shard).
 
     Returns:
       The ``stats`` PCollection: one ``("output", {...})`` per file, with its
@@ -296,29 +326,41 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, paths, compress: bool = False, chunk_bytes: int = 16 << 20,
-                 role: str = "shard"):
+                 role: str = "shard", batched: bool = False, count_name: str | None = None):
         super().__init__()
         self._paths = list(paths)
         self._compress = compress
         self._chunk_bytes = chunk_bytes
         self._role = role
+        self._batched = batched
+        self._count_name = count_name
         first = self._paths[0]
         self._temp_dir = f"{first}.tmp-{uuid.uuid4().hex[:12]}"
 
     def expand(self, records):
         num_shards = len(self._paths)
+        if self._batched:
+            bins = records | "BinSizes" >> beam.Map(_batch_bins)
+        else:
+            bins = records | "BinSizes" >> beam.Map(
+                lambda kv: (sharding.bin_of(kv[0]), len(kv[1])))
         plan = (
-            records
-            | "BinSizes" >> beam.Map(lambda kv: (sharding.bin_of(kv[0]), len(kv[1])))
+            bins
             | "Histogram" >> beam.CombineGlobally(_BinSizes())
             | "Plan" >> beam.Map(sharding.plan_shards, num_shards, self._chunk_bytes)
         )
         plan_side = beam.pvalue.AsSingleton(plan)
+        if self._batched:
+            chunked = records | "ToChunk" >> beam.FlatMap(_split_batch, plan=plan_side)
+        else:
+            chunked = records | "ToChunk" >> beam.Map(
+                lambda kv, p: (p.chunk_of(kv[0]), kv), p=plan_side)
         parts = (
-            records
-            | "ToChunk" >> beam.Map(lambda kv, p: (p.chunk_of(kv[0]), kv), p=plan_side)
+            chunked
             | "GroupChunks" >> beam.GroupByKey()
-            | "WriteChunks" >> beam.ParDo(_WriteChunkFn(self._temp_dir), plan=plan_side)
+            | "WriteChunks" >> beam.ParDo(
+                _WriteChunkFn(self._temp_dir, self._batched, self._count_name is not None),
+                plan=plan_side)
         )
         every_shard = plan | "EveryShard" >> beam.FlatMap(
             lambda p: [(s, None) for s in range(p.num_shards)])
@@ -326,7 +368,8 @@ class WriteShards(beam.PTransform):
             (parts, every_shard)
             | "Parts" >> beam.Flatten()
             | "GroupShards" >> beam.GroupByKey()
-            | "Finalize" >> beam.ParDo(_FinalizeShardFn(self._paths, self._compress))
+            | "Finalize" >> beam.ParDo(
+                _FinalizeShardFn(self._paths, self._compress, self._count_name))
             .with_outputs(STATS)
         )
         role = self._role

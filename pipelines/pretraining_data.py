@@ -15,6 +15,7 @@ more than one bucket.
 from __future__ import annotations
 
 import argparse
+import array
 import dataclasses
 import hashlib
 import math
@@ -24,8 +25,8 @@ from typing import Sequence
 
 import apache_beam as beam
 
-from bertjp.instances import InstanceConfig, create_instances_from_document
-from bertjp.records import encode_example, frame_record, instance_features
+from bertjp.instances import InstanceConfig, Specials, create_instances_from_document
+from bertjp.records import InstanceEncoder
 from bertjp.sharding import stable_key
 from bertjp.streams import LineTooLong
 from bertjp.tokenization import JapaneseTokenizer
@@ -117,12 +118,21 @@ class _TokenizerDoFn(TallyDoFn):
         self._tokenizer = self._config.tokenizer()
 
 
+def _code_type(config: PretrainingDataConfig) -> str:
+    """The array type that holds a token code (``id << 1 | continuation``)."""
+    return "H" if len(config.vocab) <= 1 << 15 else "I"
+
+
 class TokenizeFn(_TokenizerDoFn):
-    """``(key, lines)`` → ``(key, [tokens of each non-empty sentence])``."""
+    """``(key, lines)`` → ``(key, [token codes of each non-empty sentence, as bytes])``.
+
+    Codes travel as packed arrays: through the shuffle, a sentence is one ``bytes``."""
 
     def process(self, element):
         key, lines = element
-        sentences = [tokens for tokens in map(self._tokenizer.tokenize, lines) if tokens]
+        code_type = _code_type(self._config)
+        sentences = [array.array(code_type, codes).tobytes()
+                     for codes in map(self._tokenizer.token_codes, lines) if codes]
         if not sentences:
             self.count("dropped.no_tokens")
             return
@@ -130,31 +140,46 @@ class TokenizeFn(_TokenizerDoFn):
         yield key, sentences
 
 
-class CreateInstancesFn(_TokenizerDoFn):
+class CreateInstancesFn(TallyDoFn):
     """One bucket of one dupe pass → framed TFRecords keyed for the shard writer."""
+
+    def __init__(self, config: PretrainingDataConfig):
+        super().__init__()
+        self._config = config
+
+    def setup(self):
+        config = self._config
+        self._code_type = _code_type(config)
+        self._specials = Specials.from_vocab(config.vocab)
+        self._encoder = InstanceEncoder(config.instance.max_seq_length,
+                                        config.instance.max_predictions_per_seq,
+                                        config.v2_feature_names)
 
     def process(self, element):
         (dupe, _), members = element
-        docs = sorted(members)  # (key, sentences), in a worker-independent order
-        config = self._config
+        # (key, sentences) in a worker-independent order, the codes unpacked
+        code_type = self._code_type
+        docs = [(key, [array.array(code_type, s).tolist() for s in sentences])
+                for key, sentences in sorted(members)]
+        config, encode = self._config, self._encoder.encode
+        batch = []  # one bucket's records: one element for the shard writer
+        masked = random_next = 0
         for idx, (key, sentences) in enumerate(docs):
             rng = random.Random(stable_key(config.seed, f"{key}:{dupe}"))
-            instances = create_instances_from_document(
-                sentences, _drawer(docs, idx), config.instance, config.vocab, rng)
-            for n, inst in enumerate(instances):
-                yield (stable_key(config.seed, f"{key}:{dupe}:{n}"), self._record(inst))
-            self.count("instances", len(instances))
-            self.count("masked_tokens", sum(len(i.masked_lm_positions) for i in instances))
-            self.count("random_next", sum(i.is_random_next for i in instances))
-
-    def _record(self, inst) -> bytes:
-        tok, cfg = self._tokenizer, self._config
-        features = instance_features(
-            tok.convert_tokens_to_ids(inst.tokens), inst.segment_ids,
-            inst.masked_lm_positions, tok.convert_tokens_to_ids(inst.masked_lm_labels),
-            inst.is_random_next, cfg.instance.max_seq_length,
-            cfg.instance.max_predictions_per_seq, cfg.v2_feature_names)
-        return frame_record(encode_example(features))
+            for n, inst in enumerate(create_instances_from_document(
+                    sentences, _drawer(docs, idx), config.instance, self._specials, rng)):
+                num_masked = len(inst.masked_lm_positions)
+                batch.append((stable_key(config.seed, f"{key}:{dupe}:{n}"),
+                              encode(inst.input_ids, inst.a_length, inst.masked_lm_positions,
+                                     inst.masked_lm_ids, inst.is_random_next),
+                              num_masked))
+                masked += num_masked
+                random_next += inst.is_random_next
+        self.count("instances", len(batch))
+        self.count("masked_tokens", masked)
+        self.count("random_next", random_next)
+        if batch:
+            yield batch
 
 
 def _drawer(docs, idx):
@@ -187,8 +212,11 @@ def _summarize(merged: dict) -> dict:
     summary["instances"] = counts.get("instances", 0)
     summary["masked_tokens"] = counts.get("masked_tokens", 0)
     summary["random_next"] = counts.get("random_next", 0)
+    masked = {o["path"]: o.get("masked_tokens", 0) for o in merged["outputs"]
+              if o.get("role") == "shard"}
     for shard in summary["shards"]:
         shard["instances"] = shard.pop("documents")
+        shard["masked_tokens"] = masked[shard["path"]]
         shard.pop("sentences")
     return {"summary": summary}
 
@@ -216,7 +244,8 @@ def build(pipeline: beam.Pipeline, config: PretrainingDataConfig):
         .with_outputs(STATS, main="records")
     )
     written = created["records"] | "WriteShards" >> WriteShards(
-        config.shard_paths, compress=True, chunk_bytes=config.chunk_bytes)
+        config.shard_paths, compress=True, chunk_bytes=config.chunk_bytes, batched=True,
+        count_name="masked_tokens")
     described = dataclasses.asdict(config)
     described.pop("vocab")
     vocab_bytes = "".join(t + "\n" for t in config.vocab).encode("utf-8")

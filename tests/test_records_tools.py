@@ -14,10 +14,11 @@ REF_RECORDS = REFERENCE / "create_pretraining_data" / "pretraining_data.wordpiec
 VOCAB = REFERENCE / "vocab" / "wordpiece_unidic_lite"
 
 
-def manifest_for(tmp_path, shard, instances=3379, seq=128, preds=19):
+def manifest_for(tmp_path, shard, instances=3379, seq=128, preds=19, masked=59295):
     manifest = {"config": {"instance": {"max_seq_length": seq, "max_predictions_per_seq": preds}},
                 "vocab_size": 32768,
-                "summary": {"shards": [{"path": str(shard), "instances": instances}]}}
+                "summary": {"shards": [{"path": str(shard), "instances": instances,
+                                        "masked_tokens": masked}]}}
     path = tmp_path / "m.json"
     path.write_text(json.dumps(manifest))
     return path
@@ -42,6 +43,12 @@ def test_the_reference_records_validate(tmp_path, shard, capsys):
 def test_a_count_mismatch_fails(tmp_path, shard, capsys):
     assert validate(shard, manifest_for(tmp_path, shard, instances=3000)) == 1
     assert "3379 records, the manifest says 3000" in capsys.readouterr().err
+
+
+def test_a_masked_token_count_mismatch_fails(tmp_path, shard, capsys):
+    # 59,295 masked positions in the reference's file (its stats.json)
+    assert validate(shard, manifest_for(tmp_path, shard, masked=59000)) == 1
+    assert "59295 masked tokens, the manifest says 59000" in capsys.readouterr().err
 
 
 def test_other_lengths_fail_on_every_record(tmp_path, shard, capsys):

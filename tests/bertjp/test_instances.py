@@ -5,6 +5,7 @@ The reference's whole program is replayed with bertjp's functions (one
 shuffled): every instance and every byte of the TFRecord stream must match.
 """
 
+import collections
 import gzip
 import hashlib
 import json
@@ -13,15 +14,18 @@ import random
 
 import pytest
 
-from bertjp.instances import (InstanceConfig, create_instances_from_document,
+from bertjp.instances import (InstanceConfig, Specials, _shuffled_lazily,
+                              create_instances_from_document, create_masked_lm_predictions,
                               num_to_predict, truncate_seq_pair)
-from bertjp.records import encode_example, frame_record, instance_features
+from bertjp.records import InstanceEncoder, encode_example, frame_record, instance_features
 from bertjp.tokenization import JapaneseTokenizer, load_vocab
 from tests.conftest import REFERENCE
 
 CPD = REFERENCE / "create_pretraining_data"
 VOCAB = load_vocab(REFERENCE / "vocab" / "wordpiece_unidic_lite" / "vocab.txt")
-CONFIG = InstanceConfig(max_seq_length=128, max_predictions_per_seq=19)
+CONFIG = InstanceConfig(max_seq_length=128, max_predictions_per_seq=19, reference_shuffle=True)
+SPECIALS = Specials.from_vocab(VOCAB)
+CLS, SEP = SPECIALS.cls, SPECIALS.sep
 STREAM_SHA256 = {
     "true": "eb53e7453eeb6d7e13fc56fbf2461627688db345fd95e3fc68167cc95055cd92",
     "false": "fa007e97caccf381d374a13706d6440be6e4a214ec8a47f154bc7308877e7f21",
@@ -36,7 +40,7 @@ def replay(lower: str):
         line = raw.decode("utf-8", "ignore").strip()
         if not line:
             docs.append([])
-        tokens = tok.tokenize(line)
+        tokens = tok.token_codes(line)
         if tokens:
             docs[-1].append(tokens)
     docs = [d for d in docs if d]
@@ -50,7 +54,7 @@ def replay(lower: str):
                     if j != idx:
                         break
                 return docs[j]
-            instances.extend(create_instances_from_document(doc, draw, CONFIG, VOCAB, rng))
+            instances.extend(create_instances_from_document(doc, draw, CONFIG, SPECIALS, rng))
     rng.shuffle(instances)
     return tok, instances
 
@@ -66,42 +70,49 @@ def test_every_instance_equals_the_reference(replayed):
     with lzma.open(CPD / name, "rt", encoding="utf-8") as f:
         reference = [json.loads(line) for line in f]
     assert len(instances) == len(reference) == {"true": 3163, "false": 3379}[lower]
-    ours = [(list(i.tokens), list(i.masked_lm_positions), list(i.masked_lm_labels),
-             int(i.is_random_next)) for i in instances]
+    ours = [([VOCAB[t] for t in i.input_ids], list(i.masked_lm_positions),
+             [VOCAB[t] for t in i.masked_lm_ids], int(i.is_random_next)) for i in instances]
     theirs = [(r["tokens"], r["masked_lm_positions"], r["masked_lm_labels"],
                r["next_sentence_label"]) for r in reference]
     assert ours == theirs
 
 
 def test_the_tfrecord_stream_is_the_reference_byte_for_byte(replayed):
-    lower, tok, instances = replayed
+    lower, _, instances = replayed
     stream = b"".join(
         frame_record(encode_example(instance_features(
-            tok.convert_tokens_to_ids(i.tokens), i.segment_ids, i.masked_lm_positions,
-            tok.convert_tokens_to_ids(i.masked_lm_labels), i.is_random_next, 128, 19)))
+            i.input_ids, i.segment_ids, i.masked_lm_positions, i.masked_lm_ids,
+            i.is_random_next, 128, 19)))
         for i in instances)
     assert hashlib.sha256(stream).hexdigest() == STREAM_SHA256[lower]
+    # The fast encoder the pipeline uses writes the same bytes.
+    encoder = InstanceEncoder(128, 19)
+    fast = b"".join(encoder.encode(i.input_ids, i.a_length, i.masked_lm_positions,
+                                   i.masked_lm_ids, i.is_random_next) for i in instances)
+    assert fast == stream
 
 
 def test_invariants_on_every_instance(replayed):
     _, _, instances = replayed
     for inst in instances:
-        assert len(inst.tokens) <= 128 and inst.tokens[0] == "[CLS]"
+        ids = inst.input_ids
+        assert len(ids) <= 128 and ids[0] == CLS
         first_sep = inst.segment_ids.index(1) - 1
-        assert inst.tokens[-1] == "[SEP]" and inst.tokens[first_sep] == "[SEP]"
+        assert first_sep == inst.a_length - 1
+        assert ids[-1] == SEP and ids[first_sep] == SEP
         positions = list(inst.masked_lm_positions)
         assert positions == sorted(set(positions)) and 1 <= len(positions) <= 19
-        assert not {0, first_sep, len(inst.tokens) - 1} & set(positions)
-        assert len(positions) <= num_to_predict(len(inst.tokens), CONFIG)
+        assert not {0, first_sep, len(ids) - 1} & set(positions)
+        assert len(positions) <= num_to_predict(len(ids), CONFIG)
 
 
 def test_no_word_is_partially_masked():
     # Labels are originals, so rebuild word groups from the unmasked token sequence.
     tok, instances = replay("false")
     for inst in instances[:500]:
-        original = list(inst.tokens)
-        for pos, label in zip(inst.masked_lm_positions, inst.masked_lm_labels, strict=True):
-            original[pos] = label
+        original = [VOCAB[i] for i in inst.input_ids]
+        for pos, label in zip(inst.masked_lm_positions, inst.masked_lm_ids, strict=True):
+            original[pos] = VOCAB[label]
         masked = set(inst.masked_lm_positions)
         group = []
         for i, token in enumerate(original + ["[SEP]"]):
@@ -130,6 +141,68 @@ def test_truncate_seq_pair_trims_the_longer_side_b_on_ties():
     a, b = list("aa"), list("bb")
     truncate_seq_pair(a, b, 3, random.Random(0))
     assert (len(a), len(b)) == (2, 1)
+
+
+def _reference_truncate(tokens_a, tokens_b, max_num_tokens, rng):
+    # google-research/bert create_pretraining_data.py, verbatim logic
+    while True:
+        total_length = len(tokens_a) + len(tokens_b)
+        if total_length <= max_num_tokens:
+            break
+        trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        assert len(trunc_tokens) >= 1
+        if rng.random() < 0.5:
+            del trunc_tokens[0]
+        else:
+            trunc_tokens.pop()
+
+
+def test_truncation_draws_and_cuts_as_the_reference():
+    for seed in range(300):
+        r = random.Random(seed)
+        a, b = list(range(r.randint(1, 200))), list(range(1000, 1000 + r.randint(1, 200)))
+        limit = r.randint(2, 260)
+        ours_a, ours_b, ours_rng = a[:], b[:], random.Random(seed)
+        ref_a, ref_b, ref_rng = a[:], b[:], random.Random(seed)
+        truncate_seq_pair(ours_a, ours_b, limit, ours_rng)
+        _reference_truncate(ref_a, ref_b, limit, ref_rng)
+        assert (ours_a, ours_b) == (ref_a, ref_b)
+        assert ours_rng.random() == ref_rng.random()  # the same number of draws
+
+
+def test_the_lazy_shuffle_gives_every_order_equally_often():
+    rng = random.Random(7)
+    counts = collections.Counter(tuple(_shuffled_lazily(list("abc"), rng)) for _ in range(6000))
+    assert len(counts) == 6
+    assert all(abs(c - 1000) < 150 for c in counts.values()), counts  # ~5 sigma
+
+
+def test_the_lazy_shuffle_masks_like_the_reference_shuffle():
+    # [CLS] + words of 1-3 tokens + [SEP] ...: per-position mask rates and the number
+    # of masked tokens agree between the two shuffles within sampling error.
+    layout = [1, 2, 1, 3, 1, 1, 2, 1, 3, 2, 1, 1, 2, 1, 1, 3, 1, 2, 1, 1] * 3
+    codes = [CLS << 1]
+    for size in layout:
+        codes += [100 << 1] + [101 << 1 | 1] * (size - 1)
+    codes += [SEP << 1]
+    trials = 3000
+    rates, totals = {}, {}
+    for reference in (True, False):
+        config = InstanceConfig(reference_shuffle=reference)
+        hits = collections.Counter()
+        sizes = collections.Counter()
+        for seed in range(trials):
+            _, positions, _ = create_masked_lm_predictions(
+                codes, config, SPECIALS, random.Random(seed * 2 + reference))
+            hits.update(positions)
+            sizes[len(positions)] += 1
+        rates[reference] = [hits[i] / trials for i in range(len(codes))]
+        totals[reference] = sizes
+    assert rates[True][0] == rates[False][0] == 0  # never [CLS]
+    worst = max(abs(a - b) for a, b in zip(rates[True], rates[False], strict=True))
+    assert worst < 0.05, worst  # sd of a difference ~0.009 at p = 0.15
+    for n in set(totals[True]) | set(totals[False]):
+        assert abs(totals[True][n] - totals[False][n]) / trials < 0.05
 
 
 def test_configuration_is_checked():

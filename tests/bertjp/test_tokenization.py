@@ -67,13 +67,23 @@ def test_character_ids_ignore_the_grouping_marks(tokenizers):
     tokens, ids = tok.encode("日本")  # one MeCab word
     assert tokens == ["日", "##本"]
     assert ids == tok.convert_tokens_to_ids(["日", "本"]) == [2698, 2822]
+    # Codes keep the mark the ids lose: id << 1 | continuation.
+    assert tok.token_codes("日本") == [2698 << 1, 2822 << 1 | 1]
+    assert tok.code_of("[CLS]") == tok.ids["[CLS]"] << 1
+
+
+def test_codes_are_ids_and_continuation_marks(tokenizers):
+    tok = tokenizers["wordpiece", False]
+    text = "東北大学で自然言語処理を研究しています。"
+    tokens, ids = tok.encode(text)
+    assert tok.token_codes(text) == [i << 1 | t.startswith("##") for t, i in zip(tokens, ids, strict=True)]
 
 
 def test_words_longer_than_100_characters_are_one_unk(tokenizers):
     tok = tokenizers["wordpiece", False]  # MeCab itself cuts long runs, so test words
-    [(tokens, ids)] = tok.encode_words(["a" * 101])
+    [(tokens, ids, _)] = tok.encode_words(["a" * 101])
     assert tokens == ("[UNK]",) and ids == (1,)
-    [(tokens, _)] = tok.encode_words(["a" * 100])
+    [(tokens, _, _)] = tok.encode_words(["a" * 100])
     assert "[UNK]" not in tokens and "".join(tokens).replace("##", "") == "a" * 100
 
 

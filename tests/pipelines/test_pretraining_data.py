@@ -1,5 +1,7 @@
 """The pretraining-data job on the DirectRunner with the reference corpus of the fixtures."""
 
+import collections
+import gzip
 import json
 
 import pytest
@@ -48,6 +50,98 @@ def test_statistics_match_the_reference(default_run):
     assert inp["sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
 
 
+def _records(manifest):
+    from bertjp.records import decode_example, iter_records
+
+    for out in manifest["outputs"]:
+        if out["role"] == "shard":
+            with gzip.open(out["path"], "rb") as f:
+                yield out["path"], [{k: v for k, (_, v) in decode_example(r).items()}
+                                    for r in iter_records(f)]
+
+
+def test_record_statistics_match_the_reference(default_run):
+    # With 50 documents, a handful of short-target draws (10 % per document and pass)
+    # move the length statistics a lot: the reference's algorithm replayed over seeds
+    # 0-3 (one stream, as the reference) gives 116.2-122.8 tokens per instance, 0.75-0.88
+    # of them full length, segment A 54.7-58.2 tokens; the reference's file has 118.0,
+    # 0.78, 55.8 (B 59.2). Tolerances: that spread plus a margin. The 80/10/10 split
+    # depends on no document: over ~58k masked tokens its sd is below 0.002.
+    vocab = (VOCAB_DIR / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    tokens = seg_a = seg_b = full = 0
+    kinds = collections.Counter()
+    records = [r for _, shard in _records(default_run) for r in shard]
+    for r in records:
+        n = sum(r["input_mask"])
+        a = n - sum(r["input_type_ids"])
+        tokens, seg_a, seg_b, full = tokens + n, seg_a + a - 2, seg_b + n - a - 1, full + (n == 128)
+        for pos, label, w in zip(r["masked_lm_positions"], r["masked_lm_ids"],
+                                 r["masked_lm_weights"], strict=True):
+            if w:
+                shown = r["input_word_ids"][pos]
+                kinds["mask" if shown == 4 else "same" if shown == label else "random"] += 1
+    n = len(records)
+    assert n == default_run["summary"]["instances"]
+    assert abs(tokens / n - REFERENCE_STATS["num_tokens_mean"]) < 7
+    assert abs(full / n - REFERENCE_STATS["frac_full_length_128"]) < 0.13
+    assert abs(seg_a / n - REFERENCE_STATS["tokens_a_mean"]) < 4
+    assert abs(seg_b / n - REFERENCE_STATS["tokens_b_mean"]) < 4
+    total = sum(kinds.values())
+    assert total == default_run["summary"]["masked_tokens"]
+    assert abs(kinds["mask"] / total - 0.8) < 0.015  # sd 0.0017 over ~58k masks
+    assert abs(kinds["same"] / total - 0.1) < 0.01
+    assert abs(kinds["random"] / total - 0.1) < 0.01
+    assert vocab[4] == "[MASK]"
+
+
+def test_invariants_on_every_record(default_run):
+    vocab = (VOCAB_DIR / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    masked_by_shard = {x["path"]: x["masked_tokens"] for x in default_run["summary"]["shards"]}
+    for path, records in _records(default_run):
+        masked_here = 0
+        for r in records:
+            ids, mask = r["input_word_ids"], r["input_mask"]
+            n = sum(mask)
+            assert mask == [1] * n + [0] * (128 - n)
+            assert all(0 <= i < 32768 for i in ids) and ids[n:] == [0] * (128 - n)
+            weights = r["masked_lm_weights"]
+            m = int(sum(weights))
+            masked_here += m
+            assert weights == [1.0] * m + [0.0] * (19 - m) and 1 <= m <= 19
+            positions = r["masked_lm_positions"][:m]
+            assert positions == sorted(set(positions)) and all(0 < p < n for p in positions)
+            original = list(ids[:n])
+            for pos, label in zip(positions, r["masked_lm_ids"][:m], strict=True):
+                original[pos] = label
+            specials = {i for i, t in enumerate(original) if t in (2, 3)}  # [CLS], [SEP]
+            assert original[0] == 2 and original[n - 1] == 3 and len(specials) == 3
+            assert not specials & set(positions)
+            # Whole words: a word (a token and its ## continuations) is masked whole or
+            # not at all (the reference lets a continuation after [SEP] join the word
+            # before it; that is the only case where a group spans a [SEP]).
+            groups, group = [], []
+            for i, t in enumerate(original):
+                if i in specials:
+                    continue
+                if vocab[t].startswith("##") and group:
+                    group.append(i)
+                else:
+                    group = [i]
+                    groups.append(group)
+            hit = set(positions)
+            assert all(not (hit & set(g)) or set(g) <= hit for g in groups)
+        assert masked_here == masked_by_shard[path]
+
+
+def test_bertjp_validate_accepts_the_job_output(default_run, capsys):
+    import bertjp_cli
+
+    prefix = default_run["outputs_prefix"]
+    assert bertjp_cli.main(["validate", prefix + "-*.tfrecord.gz",
+                            "--manifest", prefix + ".manifest.json"]) == 0
+    assert f"{default_run['summary']['instances']:,} records" in capsys.readouterr().out
+
+
 def test_two_worker_processes_write_identical_shards(default_run, tmp_path):
     manifest = run(tmp_path / "data", "--num-shards", 2, "--direct_running_mode",
                    "multi_processing", "--direct_num_workers", 2)
@@ -83,10 +177,13 @@ def test_odd_documents_are_counted_never_a_crash(tmp_path):
         "一文だけの文書。\n\n".encode() + "猫\n\n".encode()                # one sentence, one token
         + "本文に[MASK]という文字列がある。\n次の文。\n\n".encode()         # literal [MASK]
         + b"\xff\xfe broken\n" + "壊れた行のあとの文。\n\n\n\n".encode()   # invalid UTF-8, blanks
-        + ("あ" * 300_000 + "。\n別の文。\n").encode())                     # one enormous line
+        + ("あ" * 300_000 + "。\n別の文。\n\n").encode()                 # one enormous line
+        + "".join(f"長い文書の{i}番目の文です。\n" for i in range(20_000)).encode())  # 20k lines
     manifest = run(tmp_path / "out", "--num-shards", 1, inputs=(corpus,))
     s = manifest["summary"]
-    assert s["documents"]["in"] == 5 and s["instances"] > 0
+    assert s["documents"]["in"] == 6 and s["documents"]["out"] == 6 and s["accounted"]
+    # 20,000 sentences of ~10 tokens: 2 passes x ~1,600 instances of ~125 tokens
+    assert s["instances"] > 3000
     assert manifest["counts"]["lines_with_invalid_utf8"] == 1 and s["dead_letters"] == 1
 
 
