@@ -32,6 +32,8 @@ _EXTRAS = {
         "setuptools<82",  # tensorflow_hub imports pkg_resources
     ],
     "hf": ["transformers>=5", "torch==2.13.0"],
+    # The Cloud TPU launcher (runs on the laptop; the TPU VM installs "train").
+    "tpu": ["google-cloud-tpu"],
     "test": ["pytest", "gcp-storage-emulator", "psutil"],
 }
 _EXTRAS["all"] = sorted({r for reqs in _EXTRAS.values() for r in reqs})

@@ -284,6 +284,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-seed", type=int, default=12345)
     parser.add_argument("--no-whole-word-mask", dest="do_whole_word_mask",
                         action="store_false", help="mask tokens, not whole MeCab words")
+    parser.add_argument("--reference-shuffle", action="store_true",
+                        help="order the mask candidates with the reference's full rng.shuffle "
+                        "(default: the same uniform order, drawn lazily: ~5x fewer draws)")
     parser.add_argument("--bucket-documents", type=int, default=256, metavar="N",
                         help="documents per random-next bucket (default: 256)")
     parser.add_argument("--v1-feature-names", action="store_true",
@@ -309,7 +312,8 @@ def config_from_args(args) -> PretrainingDataConfig:
                                 max_predictions_per_seq=args.max_predictions_per_seq,
                                 masked_lm_prob=args.masked_lm_prob,
                                 short_seq_prob=args.short_seq_prob,
-                                do_whole_word_mask=args.do_whole_word_mask),
+                                do_whole_word_mask=args.do_whole_word_mask,
+                                reference_shuffle=args.reference_shuffle),
         dupe_factor=args.dupe_factor, num_shards=args.num_shards,
         bucket_documents=args.bucket_documents, v2_feature_names=not args.v1_feature_names)
 

@@ -187,6 +187,16 @@ def test_odd_documents_are_counted_never_a_crash(tmp_path):
     assert manifest["counts"]["lines_with_invalid_utf8"] == 1 and s["dead_letters"] == 1
 
 
+def test_reference_shuffle_flag_uses_the_full_shuffle(default_run, tmp_path):
+    # --reference-shuffle orders mask candidates with the full rng.shuffle: it consumes
+    # other random numbers, so the records differ, and the statistics stay in range.
+    manifest = run(tmp_path / "data", "--num-shards", 2, "--reference-shuffle")
+    assert manifest["config"]["instance"]["reference_shuffle"] is True
+    assert 3000 <= manifest["summary"]["instances"] <= 3600
+    ours = {o["sha256"] for o in default_run["outputs"] if o["role"] == "shard"}
+    assert ours.isdisjoint(o["sha256"] for o in manifest["outputs"] if o["role"] == "shard")
+
+
 def test_bad_flags_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(tmp_path / "x", "--dupe-factor", 0)
