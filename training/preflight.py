@@ -1,0 +1,263 @@
+"""Check pretraining-data records against an experiment before spending TPU time.
+
+``bertjp pretraining-data`` writes a manifest next to its shards; :func:`check`
+compares it with a Model Garden ``ExperimentConfig`` (see ``training.configs``) and
+returns one message per mismatch, each naming both values and the flag that fixes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from training import configs
+
+__all__ = ["check", "check_or_raise", "describe", "load_manifest", "manifest_path"]
+
+COMPRESSED = "tfrecord_compressed"
+MANIFEST_SUFFIX = ".manifest.json"
+_REQUIRED = (
+    ("config", "instance", "max_seq_length"),
+    ("config", "instance", "max_predictions_per_seq"),
+    ("config", "v2_feature_names"),
+    ("vocab_size",),
+    ("outputs",),
+    ("summary", "instances"),
+)
+
+
+def manifest_path(path: str) -> str:
+    """The manifest of ``path``: the path itself when it ends in ``.json``, else
+    ``PREFIX.manifest.json`` (``path`` is then the records' ``--output`` prefix)."""
+    path = str(path)
+    return path if path.endswith(".json") else path + MANIFEST_SUFFIX
+
+
+def load_manifest(path: str) -> dict:
+    """Reads a pretraining-data manifest from a local or ``gs://`` path (or prefix).
+
+    Raises:
+      FileNotFoundError: when there is no manifest there.
+      ValueError: when the file is not a JSON object.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    path = manifest_path(path)
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"no manifest at {path} (written by bertjp pretraining-data "
+                                f"as PREFIX{MANIFEST_SUFFIX})")
+    with FileSystems.open(path) as f:
+        text = f.read().decode("utf-8")
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"manifest {path} is not valid JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"manifest {path} is not a JSON object")
+    return manifest
+
+
+def _get(manifest: dict, keys: tuple[str, ...]) -> Any:
+    value: Any = manifest
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(".".join(keys))
+        value = value[key]
+    return value
+
+
+def _missing_keys(manifest: dict) -> list[str]:
+    missing = []
+    for keys in _REQUIRED:
+        try:
+            _get(manifest, keys)
+        except KeyError:
+            missing.append(".".join(keys))
+    return missing
+
+
+def shard_paths(manifest: dict) -> list[str]:
+    """Paths of the record shards listed in a manifest (``outputs`` with role ``shard``)."""
+    paths = [o["path"] for o in manifest.get("outputs", []) if o.get("role") == "shard"]
+    if not paths:
+        paths = [s["path"] for s in manifest.get("summary", {}).get("shards", [])]
+    return paths
+
+
+def _data_named(seq_length: int, predictions: int | None = None) -> str | None:
+    for name, spec in configs.DATA.items():
+        if spec.seq_length == seq_length and predictions in (None, spec.max_predictions_per_seq):
+            return name
+    return None
+
+
+def _data_label(data_config) -> str:
+    name = _data_named(data_config.seq_length, data_config.max_predictions_per_seq)
+    return f" (data {name!r})" if name else ""
+
+
+def _seq_problem(manifest: dict, data_config) -> list[str]:
+    have = _get(manifest, ("config", "instance", "max_seq_length"))
+    want = data_config.seq_length
+    if have == want:
+        return []
+    fix = f"make the records with --max-seq-length {want}"
+    other = _data_named(have)
+    if other and _data_named(want):  # the experiment uses a stage's seq length
+        fix += f" or train with --data {other}"
+    else:
+        fix += f" or train with --seq-length {have}"
+    return [f"seq length: the records have {have}, the experiment expects {want}"
+            f"{_data_label(data_config)}; {fix}"]
+
+
+def _predictions_problem(manifest: dict, data_config) -> list[str]:
+    have = _get(manifest, ("config", "instance", "max_predictions_per_seq"))
+    want = data_config.max_predictions_per_seq
+    if have == want:
+        return []
+    return [f"max predictions: the records have {have} per sequence, the experiment expects "
+            f"{want}{_data_label(data_config)}; make the records with "
+            f"--max-predictions-per-seq {want} or train with --max-predictions-per-seq {have}"]
+
+
+def _feature_names_problem(manifest: dict, data_config) -> list[str]:
+    have = bool(_get(manifest, ("config", "v2_feature_names")))
+    want = bool(data_config.use_v2_feature_names)
+    if have == want:
+        return []
+    names = {True: "v2 names (input_word_ids, input_type_ids)",
+             False: "v1 names (input_ids, segment_ids)"}
+    fix = ("make the records without --v1-feature-names" if want
+           else "make the records with --v1-feature-names")
+    return [f"feature names: the records use {names[have]}, the experiment reads "
+            f"{names[want]}; {fix}"]
+
+
+def _compression_problems(manifest: dict, data_config) -> list[str]:
+    problems = []
+    if data_config.file_type != COMPRESSED:
+        problems.append(f"compression: the experiment reads file_type "
+                        f"{data_config.file_type!r}, the records are gzip TFRecords; set "
+                        f"task.train_data.file_type {COMPRESSED}")
+    plain = [p for p in shard_paths(manifest) if not p.endswith(".gz")]
+    if plain:
+        problems.append(f"compression: {len(plain)} shard file(s) are not gzip (.gz), e.g. "
+                        f"{plain[0]}; the experiment reads file_type {COMPRESSED}; make the "
+                        "records with bertjp pretraining-data (it writes .tfrecord.gz)")
+    return problems
+
+
+def _vocab_size_problem(manifest: dict, config) -> list[str]:
+    have = _get(manifest, ("vocab_size",))
+    want = config.task.model.encoder.bert.vocab_size
+    if have == want:
+        return []
+    subword = _get(manifest, ("config",)).get("subword", "?")
+    return [f"vocab size: the records were made with a {have}-token vocabulary "
+            f"(subword {subword!r}), the experiment's encoder has {want}; train with "
+            "--vocab set to the vocabulary the records were made with"]
+
+
+def vocab_sha256(vocab_dir: str) -> str:
+    """sha256 of a vocabulary as ``bertjp pretraining-data`` records it (one token a line)."""
+    tokens = configs.vocab_tokens(vocab_dir)
+    return hashlib.sha256("".join(t + "\n" for t in tokens).encode("utf-8")).hexdigest()
+
+
+def _vocab_checksum_problem(manifest: dict, vocab_dir: str | None) -> list[str]:
+    have = manifest.get("vocab_sha256")
+    if vocab_dir is None or not have:
+        return []
+    want = vocab_sha256(vocab_dir)
+    if have == want:
+        return []
+    return [f"vocab checksum: {vocab_dir} (sha256 {want[:12]}...) is not the vocabulary the "
+            f"records were made with (sha256 {have[:12]}...); pass the --vocab given to "
+            "bertjp pretraining-data"]
+
+
+def _shard_count_problem(manifest: dict, num_hosts: int) -> list[str]:
+    count = len(shard_paths(manifest))
+    if count >= num_hosts:
+        return []
+    return [f"shards: the records have {count} shard file(s), fewer than the {num_hosts} "
+            f"hosts (each host reads whole files); make the records with --num-shards "
+            f"{num_hosts} or a multiple of it"]
+
+
+def _instances_problem(manifest: dict) -> list[str]:
+    instances = _get(manifest, ("summary", "instances"))
+    if instances > 0:
+        return []
+    return ["instances: the records hold 0 instances; check the corpus given to "
+            "bertjp pretraining-data (--input) and its manifest's dropped counts"]
+
+
+def _validation_problem(config) -> list[str]:
+    train, valid = config.task.train_data, config.task.validation_data
+    fields = ("seq_length", "max_predictions_per_seq", "use_v2_feature_names", "file_type")
+    differ = [f"{f} {getattr(valid, f)!r} vs {getattr(train, f)!r}" for f in fields
+              if getattr(valid, f) != getattr(train, f)]
+    if not differ or valid.input_path not in ("", train.input_path):
+        return []
+    return [f"validation data: reads the same records as training but differs in "
+            f"{', '.join(differ)}; build the experiment with the same data settings"]
+
+
+def check(manifest: dict, config, num_hosts: int = 1,
+          vocab_dir: str | None = None) -> list[str]:
+    """Mismatches between a pretraining-data manifest and an experiment config.
+
+    Args:
+      manifest: from :func:`load_manifest`.
+      config: an ``ExperimentConfig`` (e.g. from ``training.configs.experiment_config``).
+      num_hosts: hosts that read the records; each needs at least one shard file.
+      vocab_dir: when given, its vocab.txt must be the one the records were made with.
+
+    Returns:
+      One message per problem (seq length, predictions, feature names, compression,
+      vocab size, vocab checksum, shard count, instances); empty when all is fine.
+    """
+    missing = _missing_keys(manifest)
+    if missing:
+        return [f"manifest: missing {', '.join(missing)}; is it a manifest written by "
+                "bertjp pretraining-data?"]
+    data_config = config.task.train_data
+    return [
+        *_seq_problem(manifest, data_config),
+        *_predictions_problem(manifest, data_config),
+        *_feature_names_problem(manifest, data_config),
+        *_compression_problems(manifest, data_config),
+        *_validation_problem(config),
+        *_vocab_size_problem(manifest, config),
+        *_vocab_checksum_problem(manifest, vocab_dir),
+        *_shard_count_problem(manifest, num_hosts),
+        *_instances_problem(manifest),
+    ]
+
+
+def check_or_raise(manifest: dict, config, num_hosts: int = 1,
+                   vocab_dir: str | None = None) -> None:
+    """:func:`check`, raising when there are problems.
+
+    Raises:
+      ValueError: listing every problem on one line, separated by ``" | "``.
+    """
+    problems = check(manifest, config, num_hosts=num_hosts, vocab_dir=vocab_dir)
+    if problems:
+        raise ValueError(f"preflight found {len(problems)} problem(s) with the records: "
+                         + " | ".join(problems))
+
+
+def describe(manifest: dict) -> str:
+    """One line about the records: instances, shards, seq, predictions, vocabulary."""
+    config = manifest.get("config", {})
+    instance = config.get("instance", {})
+    instances = manifest.get("summary", {}).get("instances", 0)
+    shards = len(shard_paths(manifest))
+    names = "v2" if config.get("v2_feature_names", True) else "v1"
+    return (f"{instances:,} instances in {shards} shard(s), seq {instance.get('max_seq_length')}, "
+            f"{instance.get('max_predictions_per_seq')} predictions, vocab "
+            f"{manifest.get('vocab_size')} ({config.get('subword', '?')}), {names} feature names")
