@@ -286,11 +286,23 @@ def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build) 
         validate_inputs(config.inputs)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    runner = options.get_all_options()["runner"]
+    all_options = options.get_all_options()
+    runner = all_options["runner"]
     print(f"{parser.prog}: running on {runner}", file=sys.stderr, flush=True)
     start = time.monotonic()
-    with beam.Pipeline(options=options) as pipeline:
-        build(pipeline, config)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, config)
+    result = pipeline.run()
+    if all_options.get("dry_run") or all_options.get("template_location"):
+        # Dataflow: the job was built (and, for a template, staged), not run.
+        what = (f"template written to {all_options['template_location']}"
+                if all_options.get("template_location") else "dry run: job built, not submitted")
+        print(f"{parser.prog}: {what}", file=sys.stderr, flush=True)
+        return {"dry_run": True, "result": result}
+    result.wait_until_finish()
+    state = str(getattr(result, "state", "DONE"))
+    if "DONE" not in state:
+        raise RuntimeError(f"the job ended in state {state}")
     manifest = read_manifest(config.manifest_path)
     print(format_summary(manifest, time.monotonic() - start, config.manifest_path), flush=True)
     return manifest

@@ -68,7 +68,9 @@ class MatchInputs(beam.PTransform):
         return (
             pbegin
             | "Patterns" >> beam.Create(self._patterns)
-            | "Match" >> fileio.MatchAll()
+            # A pattern that matches nothing fails the job, naming the pattern (local
+            # patterns are also checked before the job starts: validate_inputs).
+            | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
             | "Path" >> beam.Map(lambda metadata: metadata.path)
             | "Distinct" >> beam.Distinct()  # also spreads files over workers
         )

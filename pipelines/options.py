@@ -80,6 +80,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None):
             + " ".join(unknown)
             + f" (neither a flag of this command nor a Beam pipeline option; see {parser.prog} --help)"
         )
+    if not {"--save_main_session", "--no_save_main_session"} & set(rest):
+        # The code reaches workers through setup.py or the container image; Beam would
+        # otherwise pickle the main session on Dataflow (its cloudpickle default).
+        rest.append("--no_save_main_session")
     return args, PipelineOptions(_local_runner(rest))
 
 
@@ -91,7 +95,9 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         force=True,
     )
-    for name in ("bertjp", "pipelines"):
+    # bertjp's progress, and Dataflow's job id, console URL and state changes
+    for name in ("bertjp", "pipelines", "apache_beam.runners.dataflow.dataflow_runner",
+                 "apache_beam.runners.dataflow.internal.apiclient"):
         logging.getLogger(name).setLevel(logging.INFO)
     if not verbose:
         # A failing DoFn is logged by Beam with its whole traceback, then raised;

@@ -8,6 +8,7 @@ import pathlib
 
 import pytest
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 WIKI_DUMP = FIXTURES / "jawiki-20211101-cirrussearch-content.json.gz"
 CC100 = FIXTURES / "ja.txt.xz"
