@@ -15,16 +15,21 @@ vocabulary's ids drop it), and cost no string handling or id lookups here.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import random
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
+
+from bertjp.sharding import stable_key
 
 __all__ = [
     "Instance",
     "InstanceConfig",
     "Specials",
     "create_instances_from_document",
+    "bucket_instances",
     "create_masked_lm_predictions",
+    "document_drawer",
     "num_to_predict",
     "truncate_seq_pair",
 ]
@@ -206,6 +211,20 @@ def _instance(tokens_a, tokens_b, is_random_next, config, specials, rng) -> Inst
     return Instance(tuple(ids), len(tokens_a) + 2, is_random_next, positions, labels)
 
 
+def document_drawer(documents: Sequence[Document], index: int):
+    """The reference's draw of a random document for ``documents[index]``: up to ten
+    ``rng.randint(0, n - 1)`` tries for another index (the last try stands)."""
+
+    def draw(rng: random.Random) -> Document:
+        for _ in range(10):
+            j = rng.randint(0, len(documents) - 1)
+            if j != index:
+                break
+        return documents[j]
+
+    return draw
+
+
 def create_instances_from_document(
     document: Document,
     draw_document: Callable[[random.Random], Document],
@@ -260,3 +279,27 @@ def create_instances_from_document(
             chunk, length = [], 0
         i += 1
     return instances
+
+
+def bucket_instances(members, dupe: int, seed: int, config: InstanceConfig,
+                     specials: Specials, code_type: str) -> Iterator[tuple[int, Instance]]:
+    """``(record key, instance)`` for every document of one bucket of one dupe pass.
+
+    Args:
+      members: the bucket's ``(document key, [sentence codes packed as array bytes])``,
+        in any order (they are sorted, so the result does not depend on the worker).
+      dupe: the pass.
+      seed: ``--random-seed``. Document ``d`` draws from ``Random(BLAKE2b(seed, "d:dupe"))``;
+        its ``n``-th instance gets the record key ``BLAKE2b(seed, "d:dupe:n")``.
+      config, specials: as ``create_instances_from_document``.
+      code_type: the ``array`` type code of the packed sentences.
+    """
+    docs = [(key, [array.array(code_type, s).tolist() for s in sentences])
+            for key, sentences in sorted(members)]
+    documents = [sentences for _, sentences in docs]
+    for idx, (key, sentences) in enumerate(docs):
+        rng = random.Random(stable_key(seed, f"{key}:{dupe}"))
+        instances = create_instances_from_document(
+            sentences, document_drawer(documents, idx), config, specials, rng)
+        for n, inst in enumerate(instances):
+            yield stable_key(seed, f"{key}:{dupe}:{n}"), inst

@@ -31,7 +31,6 @@ import json
 import lzma
 import os
 import posixpath
-import random
 import sys
 import time
 import zlib
@@ -40,7 +39,7 @@ from typing import Sequence
 from bertjp import cirrus, costs
 from bertjp.alphabet import unidic_lite_alphabet
 from bertjp.corpus import BadLine, format_document, group_cc100_documents
-from bertjp.instances import InstanceConfig, Specials, create_instances_from_document
+from bertjp.instances import InstanceConfig, Specials, bucket_instances
 from bertjp.mecab import MecabDictionary
 from bertjp.records import InstanceEncoder
 from bertjp.sentences import SentenceFilter, SentenceSplitter
@@ -371,19 +370,6 @@ def _tokenize(docs, tokenizer: JapaneseTokenizer, code_type: str, clock: _Clock)
     return out
 
 
-def _drawer(docs, idx):
-    """The reference's draw: up to ten tries for another document of the bucket."""
-
-    def draw(rng):
-        for _ in range(10):
-            j = rng.randint(0, len(docs) - 1)
-            if j != idx:
-                break
-        return docs[j][1]
-
-    return draw
-
-
 @dataclasses.dataclass(frozen=True)
 class _InstanceSetup:
     """What ``CreateInstancesFn.setup`` builds."""
@@ -397,18 +383,12 @@ class _InstanceSetup:
 
 def _bucket_records(members, dupe: int, setup: _InstanceSetup) -> list:
     """``CreateInstancesFn``: one bucket's ``(key, record, masked tokens)``."""
-    docs = [(key, [array.array(setup.code_type, s).tolist() for s in sentences])
-            for key, sentences in sorted(members)]
     batch = []
-    for idx, (key, sentences) in enumerate(docs):
-        rng = random.Random(stable_key(setup.seed, f"{key}:{dupe}"))
-        for n, inst in enumerate(create_instances_from_document(
-                sentences, _drawer(docs, idx), setup.config, setup.specials, rng)):
-            record = setup.encoder.encode(inst.input_ids, inst.a_length,
-                                          inst.masked_lm_positions, inst.masked_lm_ids,
-                                          inst.is_random_next)
-            batch.append((stable_key(setup.seed, f"{key}:{dupe}:{n}"), record,
-                          len(inst.masked_lm_positions)))
+    for key, inst in bucket_instances(members, dupe, setup.seed, setup.config, setup.specials,
+                                      setup.code_type):
+        record = setup.encoder.encode(inst.input_ids, inst.a_length, inst.masked_lm_positions,
+                                      inst.masked_lm_ids, inst.is_random_next)
+        batch.append((key, record, len(inst.masked_lm_positions)))
     return batch
 
 

@@ -20,12 +20,11 @@ import dataclasses
 import hashlib
 import math
 import posixpath
-import random
 from typing import Sequence
 
 import apache_beam as beam
 
-from bertjp.instances import InstanceConfig, Specials, create_instances_from_document
+from bertjp.instances import InstanceConfig, Specials, bucket_instances
 from bertjp.records import InstanceEncoder
 from bertjp.sharding import stable_key
 from bertjp.streams import LineTooLong
@@ -157,42 +156,21 @@ class CreateInstancesFn(TallyDoFn):
 
     def process(self, element):
         (dupe, _), members = element
-        # (key, sentences) in a worker-independent order, the codes unpacked
-        code_type = self._code_type
-        docs = [(key, [array.array(code_type, s).tolist() for s in sentences])
-                for key, sentences in sorted(members)]
         config, encode = self._config, self._encoder.encode
         batch = []  # one bucket's records: one element for the shard writer
         masked = random_next = 0
-        for idx, (key, sentences) in enumerate(docs):
-            rng = random.Random(stable_key(config.seed, f"{key}:{dupe}"))
-            for n, inst in enumerate(create_instances_from_document(
-                    sentences, _drawer(docs, idx), config.instance, self._specials, rng)):
-                num_masked = len(inst.masked_lm_positions)
-                batch.append((stable_key(config.seed, f"{key}:{dupe}:{n}"),
-                              encode(inst.input_ids, inst.a_length, inst.masked_lm_positions,
-                                     inst.masked_lm_ids, inst.is_random_next),
-                              num_masked))
-                masked += num_masked
-                random_next += inst.is_random_next
+        for key, inst in bucket_instances(members, dupe, config.seed, config.instance,
+                                          self._specials, self._code_type):
+            num_masked = len(inst.masked_lm_positions)
+            batch.append((key, encode(inst.input_ids, inst.a_length, inst.masked_lm_positions,
+                                      inst.masked_lm_ids, inst.is_random_next), num_masked))
+            masked += num_masked
+            random_next += inst.is_random_next
         self.count("instances", len(batch))
         self.count("masked_tokens", masked)
         self.count("random_next", random_next)
         if batch:
             yield batch
-
-
-def _drawer(docs, idx):
-    """The reference's draw: up to ten tries for another document of the bucket."""
-
-    def draw(rng):
-        for _ in range(10):
-            j = rng.randint(0, len(docs) - 1)
-            if j != idx:
-                break
-        return docs[j][1]
-
-    return draw
 
 
 def _assign_buckets(element, num_docs, config):

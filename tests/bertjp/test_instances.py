@@ -14,9 +14,9 @@ import random
 
 import pytest
 
-from bertjp.instances import (InstanceConfig, Specials, _shuffled_lazily,
+from bertjp.instances import (InstanceConfig, Specials, _shuffled_lazily, bucket_instances,
                               create_instances_from_document, create_masked_lm_predictions,
-                              num_to_predict, truncate_seq_pair)
+                              document_drawer, num_to_predict, truncate_seq_pair)
 from bertjp.records import InstanceEncoder, encode_example, frame_record, instance_features
 from bertjp.tokenization import JapaneseTokenizer, load_vocab
 from tests.conftest import REFERENCE
@@ -203,6 +203,29 @@ def test_the_lazy_shuffle_masks_like_the_reference_shuffle():
     assert worst < 0.05, worst  # sd of a difference ~0.009 at p = 0.15
     for n in set(totals[True]) | set(totals[False]):
         assert abs(totals[True][n] - totals[False][n]) / trials < 0.05
+
+
+def test_a_bucket_gives_the_same_instances_in_any_member_order():
+    import array
+
+    tok = JapaneseTokenizer(VOCAB)
+    docs = [[tok.token_codes(f"これは{d}番目の文書の{i}番目の文です。") for i in range(6)]
+            for d in range(5)]
+    members = [(f"f.txt:{d}", [array.array("H", s).tobytes() for s in doc])
+               for d, doc in enumerate(docs)]
+    first = list(bucket_instances(members, 1, 7, CONFIG, SPECIALS, "H"))
+    again = list(bucket_instances(members[::-1], 1, 7, CONFIG, SPECIALS, "H"))
+    assert first == again and len(first) >= 5
+    assert len({key for key, _ in first}) == len(first)  # one record key per instance
+    assert first != list(bucket_instances(members, 2, 7, CONFIG, SPECIALS, "H"))  # other pass
+
+
+def test_the_drawer_avoids_the_document_itself():
+    documents = [["a"], ["b"], ["c"]]
+    draw = document_drawer(documents, 1)
+    rng = random.Random(3)
+    assert all(draw(rng) != ["b"] for _ in range(200))
+    assert document_drawer([["only"]], 0)(random.Random(0)) == ["only"]  # as the reference
 
 
 def test_configuration_is_checked():
