@@ -12,12 +12,16 @@ order, so the bytes are the reference's.
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import struct
+import zlib
 from typing import Iterator, Sequence
 
 __all__ = [
     "FEATURE_NAMES",
     "InstanceEncoder",
+    "NotTFRecordError",
     "RecordError",
     "decode_example",
     "encode_example",
@@ -221,33 +225,75 @@ def frame_record(data: bytes) -> bytes:
 
 
 class RecordError(ValueError):
-    """A TFRecord stream or an Example that cannot be decoded."""
+    """A TFRecord stream or an Example that cannot be decoded.
+
+    Attributes:
+      reason: what is wrong, without the position.
+      record: the number of the record being read (from 0), or ``None``.
+      offset: the byte offset of that record in the (decompressed) stream, or ``None``.
+    """
+
+    def __init__(self, reason: str, record: int | None = None, offset: int | None = None):
+        where = f"record {record} at byte offset {offset}: " if record is not None else ""
+        super().__init__(where + reason)
+        self.reason, self.record, self.offset = reason, record, offset
+
+
+class NotTFRecordError(RecordError):
+    """The stream is not TFRecord data at all: its first record header is not one."""
+
+
+# What a decompressing reader raises on a truncated or corrupt stream.
+_STREAM_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+
+
+def _read(stream, size: int, n: int, offset: int) -> bytes:
+    """``stream.read(size)``, with decompression errors turned into a :class:`RecordError`
+    at record ``n``, byte ``offset`` (a :class:`NotTFRecordError` when the very first read
+    finds no gzip data)."""
+    try:
+        return stream.read(size)
+    except _STREAM_ERRORS as err:
+        if n == 0 and offset == 0 and isinstance(err, gzip.BadGzipFile):
+            raise NotTFRecordError(f"not gzip-compressed: {err}") from err
+        raise RecordError(f"the compressed data is truncated or corrupt "
+                          f"({type(err).__name__}: {err})", n, offset) from err
 
 
 def iter_records(stream) -> Iterator[bytes]:
     """Yields the records of a TFRecord stream (a binary file object), checking CRCs.
 
     Raises:
-      RecordError: a truncated record or a CRC mismatch (with the record number).
+      NotTFRecordError: the stream does not start with a record header (a text file,
+        say): its first 12 bytes fail the length CRC, or it is shorter than that.
+      RecordError: a truncated record or a CRC mismatch later on (with the record
+        number and its byte offset in the stream).
     """
-    n = 0
+    n = offset = 0
     while True:
-        header = stream.read(12)
+        header = _read(stream, 12, n, offset)
         if not header:
             return
-        if len(header) < 12:
-            raise RecordError(f"record {n}: truncated header")
         length = header[:8]
+        if n == 0 and (len(header) < 12
+                       or struct.unpack("<I", header[8:])[0] != _masked_crc(length)):
+            raise NotTFRecordError(
+                f"{len(header)} bytes, shorter than a record header" if len(header) < 12
+                else "its first 12 bytes are not a record header: the length's CRC does not "
+                "match")
+        if len(header) < 12:
+            raise RecordError("truncated header", n, offset)
         if struct.unpack("<I", header[8:])[0] != _masked_crc(length):
-            raise RecordError(f"record {n}: length CRC mismatch")
+            raise RecordError("length CRC mismatch", n, offset)
         (size,) = struct.unpack("<Q", length)
-        data = stream.read(size)
-        footer = stream.read(4)
+        data = _read(stream, size, n, offset)
+        footer = _read(stream, 4, n, offset)
         if len(data) < size or len(footer) < 4:
-            raise RecordError(f"record {n}: truncated data")
+            raise RecordError("truncated data", n, offset)
         if struct.unpack("<I", footer)[0] != _masked_crc(data):
-            raise RecordError(f"record {n}: data CRC mismatch")
+            raise RecordError("data CRC mismatch", n, offset)
         n += 1
+        offset += 16 + size
         yield data
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "VERBOSE_COMMANDS", "main"]
 
 # name -> (module with run(argv), one-line help)
 COMMANDS = {
@@ -33,6 +33,13 @@ COMMANDS = {
                 "Model Garden TF2 checkpoint -> transformers BertForPreTraining directory"),
 }
 
+# Commands with a --verbose flag (a traceback instead of the one-line error): main
+# suggests it to these only. `train`: both `train local` and `train tpu` have it.
+VERBOSE_COMMANDS = frozenset({
+    "wiki-corpus", "cc100-corpus", "sample-sentences", "train-vocab", "pretraining-data",
+    "inspect", "validate", "estimate", "train", "convert",
+})
+
 USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)
 
 Build a Japanese BERT from raw text with Apache Beam (locally or on Dataflow).
@@ -53,7 +60,10 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bertjp`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:
+        print(_usage(), file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
@@ -65,18 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"bertjp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from bertjp_cli.gcs_check import gcs_problem
+
+    problem = gcs_problem(rest)
+    if problem is not None:
+        print(f"bertjp {name}: error: {problem}", file=sys.stderr)
+        return 1
     module_name, _, function = COMMANDS[name][0].partition(":")
     entry = getattr(importlib.import_module(module_name), function or "run")
     try:
         code = entry(rest)
-    except KeyboardInterrupt:
-        print(f"bertjp {name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a job's JobInterrupted says what it left
+        print(f"bertjp {name}: {str(err) or 'interrupted'}", file=sys.stderr, flush=True)
         return 130
     except Exception as err:  # pylint: disable=broad-except
         if "--verbose" in rest:
             raise
         lines = str(err).strip().splitlines() or [type(err).__name__]
-        print(f"bertjp {name}: error: {lines[-1]}\n(run with --verbose for the traceback)",
-              file=sys.stderr)
+        hint = "\n(run with --verbose for the traceback)" if name in VERBOSE_COMMANDS else ""
+        print(f"bertjp {name}: error: {lines[-1]}{hint}", file=sys.stderr)
         return 1
     return code if isinstance(code, int) else 0

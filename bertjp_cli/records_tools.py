@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Iterator
 
-from bertjp.records import FEATURE_NAMES, RecordError, decode_example, iter_records
+from bertjp.outputs import manifest_problems, manifest_shards
+from bertjp.records import (FEATURE_NAMES, NotTFRecordError, RecordError, decode_example,
+                            iter_records)
 from bertjp.streams import open_decompressed
 from bertjp.tokenization import load_vocab
 
@@ -58,21 +60,88 @@ def format_record(n: int, example: dict, vocab: list[str]) -> str:
     return (f"#{n}  {length} tokens, {count} masked, {nsp}\n  A: {a}\n  B: {b}")
 
 
+def _add_input_arguments(parser: argparse.ArgumentParser, shards_help: str) -> None:
+    """``--input`` and its positional alias (the shards, as existing scripts pass them)."""
+    parser.add_argument("--input", nargs="+", action="extend", default=[], metavar="GLOB",
+                        help=shards_help + " (several values, or the flag repeated)")
+    parser.add_argument("shards", nargs="*", metavar="GLOB",
+                        help="the same as --input (kept for existing scripts)")
+
+
+def _add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: ``bertjp`` re-raises an error instead of printing one line."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the traceback of an error")
+
+
+def _patterns(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The shard patterns of ``--input`` and the positional alias, in order; exits 2
+    (``parser.error``) when there are none."""
+    patterns = [*args.input, *args.shards]
+    if not patterns:
+        parser.error("the following arguments are required: --input (or shards as "
+                     "positional arguments)")
+    return patterns
+
+
+def _match(patterns: list[str]) -> tuple[dict[str, int], list[str]]:
+    """``({path: size in bytes}, patterns that matched nothing)``; paths sorted, each once."""
+    from apache_beam.io.filesystems import FileSystems
+
+    matched: dict[str, int] = {}
+    empty = []
+    for pattern in patterns:  # one at a time: local and gs:// patterns may be mixed
+        result = FileSystems.match([pattern])[0]
+        if not result.metadata_list:
+            empty.append(pattern)
+        for metadata in result.metadata_list:
+            matched[metadata.path] = metadata.size_in_bytes
+    return dict(sorted(matched.items())), empty
+
+
+def describe_record_error(path: str, err: Exception) -> str:
+    """One line naming ``path`` and, when known, the record and byte offset of ``err``."""
+    if isinstance(err, NotTFRecordError):
+        return f"{path} is not a TFRecord file ({err.reason})"
+    if isinstance(err, RecordError) and err.record is not None:
+        where = " of the decompressed data" if path.endswith(".gz") else ""
+        return f"{path}: record {err.record} at byte offset {err.offset:,}{where}: {err.reason}"
+    return f"{path}: {err}"
+
+
 def inspect_main(argv: list[str]) -> int:
+    """``bertjp inspect``: prints the first ``--limit`` records of the shards as text."""
     parser = argparse.ArgumentParser(
         prog="bertjp inspect", allow_abbrev=False,
         description="Print pretraining records as text. Masked positions show "
         "[MASK→label], {label} (token kept) or ⟨replacement→label⟩ (random token).")
-    parser.add_argument("shard", help="a .tfrecord.gz (or plain .tfrecord) file, local or gs://")
+    _add_input_arguments(parser, "shards: .tfrecord.gz (or plain .tfrecord) files or globs, "
+                         "local or gs://")
     parser.add_argument("--vocab", required=True, help="tokenizer directory or vocab.txt")
-    parser.add_argument("--limit", type=int, default=10, help="records to print (default 10)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--limit", type=int, default=10,
+                        help="records to print, over all files (default 10)")
+    _add_verbose_argument(parser)
+    args = parser.parse_intermixed_args(argv)
+    patterns = _patterns(parser, args)
+    matched, empty = _match(patterns)
+    if empty:
+        raise FileNotFoundError(f"--input {empty[0]!r} matches no file")
     path = args.vocab if args.vocab.endswith(".txt") else args.vocab.rstrip("/") + "/vocab.txt"
     vocab = load_vocab(path)
-    for n, example in enumerate(_records(args.shard)):
-        if n >= args.limit:
+    printed = 0
+    for shard in matched:
+        if printed >= args.limit:
             break
-        print(format_record(n, example, vocab))
+        if len(matched) > 1:
+            print(f"== {shard}")
+        try:
+            for n, example in enumerate(_records(shard)):
+                if printed >= args.limit:
+                    break
+                print(format_record(n, example, vocab))
+                printed += 1
+        except RecordError as err:
+            raise ValueError(describe_record_error(shard, err)) from err
     return 0
 
 
@@ -114,48 +183,124 @@ def check_record(example: dict, seq: int, preds: int, vocab_size: int) -> list[s
     return problems
 
 
+# The fields of a pretraining-data manifest that validate reads.
+_REQUIRED_FIELDS = ("config.instance.max_seq_length", "config.instance.max_predictions_per_seq",
+                    "vocab_size", "summary.shards")
+
+
+def _missing_field(manifest, dotted: str) -> str | None:
+    """The first missing part of ``dotted`` (``config.instance``...), or ``None``."""
+    value, parts = manifest, dotted.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(value, dict) or part not in value:
+            return ".".join(parts[:i + 1])
+        value = value[part]
+    return None
+
+
+def load_pretraining_manifest(path: str) -> dict:
+    """The manifest of a ``bertjp pretraining-data`` job at ``path``.
+
+    Raises:
+      ValueError: ``path`` is not JSON, or not a pretraining-data manifest (the message
+        names the file, the missing field and, when known, the command that wrote it).
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with FileSystems.open(path) as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError as err:  # BeamIOError too
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise ValueError(f"--manifest {path} cannot be read ({reason})") from err
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--manifest {path} is not JSON (line {err.lineno}, column "
+                         f"{err.colno}: {err.msg})") from None
+    for field in _REQUIRED_FIELDS:
+        missing = _missing_field(manifest, field)
+        if missing is not None:
+            command = manifest.get("command") if isinstance(manifest, dict) else None
+            written = f", it was written by `bertjp {command}`" if isinstance(command, str) else ""
+            raise ValueError(
+                f"--manifest {path} is not a pretraining-data manifest (it has no "
+                f"{missing!r}{written}): pass the PREFIX.manifest.json that "
+                "`bertjp pretraining-data --output PREFIX` wrote")
+    for n, shard in enumerate(manifest["summary"]["shards"]):
+        if not isinstance(shard, dict) or "path" not in shard or "instances" not in shard:
+            raise ValueError(f"--manifest {path}: summary.shards[{n}] has no 'path' or "
+                             "'instances'")
+    return manifest
+
+
+def check_shard(path: str, manifest: dict) -> tuple[int, int, list[str]]:
+    """Reads every record of one shard and checks it against ``manifest``.
+
+    Returns:
+      ``(records, masked tokens, problems)``; a file that cannot be read to its end
+      (truncated, corrupt, not TFRecord) adds one problem naming the record and byte
+      offset, and the counts stop there.
+    """
+    instance = manifest["config"]["instance"]
+    seq, preds = instance["max_seq_length"], instance["max_predictions_per_seq"]
+    problems, count, masked = [], 0, 0
+    try:
+        for example in _records(path):
+            for problem in check_record(example, seq, preds, manifest["vocab_size"]):
+                problems.append(f"{path} record {count}: {problem}")
+            count += 1
+            masked += int(sum(example["masked_lm_weights"][1]))
+    except (RecordError, OSError) as err:
+        problems.append(describe_record_error(path, err))
+    return count, masked, problems
+
+
 def validate_main(argv: list[str]) -> int:
+    """``bertjp validate``: checks every record of the shards against the job's manifest;
+    returns 1 on any problem."""
     parser = argparse.ArgumentParser(
         prog="bertjp validate", allow_abbrev=False,
         description="Check every record of pretraining shards against the job's manifest: "
         "features, dtypes and lengths, id ranges, masks, and the records and masked "
-        "tokens per shard. "
+        "tokens per shard; the files matched must be exactly the manifest's shards, "
+        "with its sizes. "
         "Exits 1 on any mismatch.")
-    parser.add_argument("glob", help="shards, e.g. 'gs://B/data/cc100-*.tfrecord.gz'")
+    _add_input_arguments(parser, "shards: files or globs, local or gs://, e.g. "
+                         "'gs://B/data/cc100-*.tfrecord.gz'")
     parser.add_argument("--manifest", required=True, help="the job's PREFIX.manifest.json")
-    args = parser.parse_args(argv)
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(args.manifest) as f:
-        manifest = json.loads(f.read().decode("utf-8"))
+    _add_verbose_argument(parser)
+    args = parser.parse_intermixed_args(argv)
+    patterns = _patterns(parser, args)
+    manifest = load_pretraining_manifest(args.manifest)
     instance = manifest["config"]["instance"]
     seq, preds = instance["max_seq_length"], instance["max_predictions_per_seq"]
     expected_counts = {s["path"].rsplit("/", 1)[-1]: s["instances"]
                        for s in manifest["summary"]["shards"]}
     expected_masked = {s["path"].rsplit("/", 1)[-1]: s["masked_tokens"]
                        for s in manifest["summary"]["shards"] if "masked_tokens" in s}
-    paths = sorted(m.path for m in FileSystems.match([args.glob])[0].metadata_list)
-    errors, total = [], 0
+    matched, empty = _match(patterns)
+    paths = list(matched)
+    errors = [f"--input {pattern!r} matches no file" for pattern in empty]
+    listed = manifest_shards(manifest)
+    errors += manifest_problems(matched, manifest, args.manifest)
+    total = 0
     for path in paths:
-        count = masked = 0
-        try:
-            for example in _records(path):
-                for problem in check_record(example, seq, preds, manifest["vocab_size"]):
-                    errors.append(f"{path} record {count}: {problem}")
-                count += 1
-                masked += int(sum(example["masked_lm_weights"][1]))
-        except (RecordError, OSError) as err:
-            errors.append(f"{path}: {err}")
+        count, masked, problems = check_shard(path, manifest)
+        errors += problems
         total += count
         name = path.rsplit("/", 1)[-1]
+        if listed and name not in listed:
+            continue  # reported above: a file the manifest does not list
         if expected_counts.get(name) != count:
             errors.append(f"{path}: {count} records, the manifest says "
                           f"{expected_counts.get(name, 'nothing')}")
         if name in expected_masked and expected_masked[name] != masked:
             errors.append(f"{path}: {masked} masked tokens, the manifest says "
                           f"{expected_masked[name]}")
-    for name in sorted(set(expected_counts) - {p.rsplit('/', 1)[-1] for p in paths}):
-        errors.append(f"{name}: in the manifest, not matched by {args.glob}")
+    if not listed:  # an older manifest without "outputs": compare with its summary
+        for name in sorted(set(expected_counts) - {p.rsplit('/', 1)[-1] for p in paths}):
+            errors.append(f"{name}: in the manifest, not matched by {' '.join(patterns)}")
     for line in errors[:50]:
         print(line, file=sys.stderr)
     if errors:

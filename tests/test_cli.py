@@ -19,6 +19,17 @@ def test_top_level_help_lists_every_command(capsys):
         assert name in out
 
 
+def test_no_command_is_a_usage_error(capsys):
+    assert bertjp_cli.main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("usage: bertjp COMMAND")
+    result = subprocess.run(BERTJP, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "usage: bertjp COMMAND" in result.stderr and "validate" in result.stderr
+    help_ = subprocess.run([*BERTJP, "--help"], capture_output=True, text=True)
+    assert help_.returncode == 0 and help_.stdout.startswith("usage: bertjp COMMAND")
+
+
 def test_unknown_command(capsys):
     assert bertjp_cli.main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
@@ -32,6 +43,34 @@ def test_every_command_has_help(name):
     if ":" not in bertjp_cli.COMMANDS[name][0]:  # a Beam job, not a local tool
         assert "--input" in result.stdout and "--output" in result.stdout
         assert "DataflowRunner" in result.stdout  # Beam options are documented
+    # main suggests --verbose after an error exactly to the commands that have it
+    helps = [result.stdout] if name != "train" else [
+        subprocess.run([*BERTJP, name, sub, "--help"], capture_output=True, text=True,
+                       check=True).stdout for sub in ("local", "tpu")]
+    for text in helps:
+        assert ("--verbose" in text) == (name in bertjp_cli.VERBOSE_COMMANDS), name
+
+
+def test_inspect_and_validate_take_input_like_every_command():
+    for name in ("inspect", "validate"):
+        result = subprocess.run([*BERTJP, name, "--help"], capture_output=True, text=True,
+                                check=True)
+        assert "--input GLOB [GLOB ...]" in result.stdout and "--verbose" in result.stdout
+
+
+def _failing_command(argv):
+    raise ValueError("first line\nsomething broke")
+
+
+def test_verbose_is_suggested_only_to_commands_that_have_it(monkeypatch, capsys):
+    monkeypatch.setitem(bertjp_cli.COMMANDS, "no-verbose",
+                        ("tests.test_cli:_failing_command", "a command without --verbose"))
+    assert bertjp_cli.main(["no-verbose"]) == 1
+    assert capsys.readouterr().err == "bertjp no-verbose: error: something broke\n"
+    monkeypatch.setattr(bertjp_cli, "VERBOSE_COMMANDS",
+                        bertjp_cli.VERBOSE_COMMANDS | {"no-verbose"})
+    assert bertjp_cli.main(["no-verbose"]) == 1
+    assert "(run with --verbose for the traceback)" in capsys.readouterr().err
 
 
 def test_a_flag_nobody_knows_is_an_error_not_a_silent_no_op(tmp_path):
