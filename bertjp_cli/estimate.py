@@ -841,7 +841,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _add_input_arguments(group) -> None:
-    group.add_argument("--input", nargs="+", required=True, metavar="GLOB",
+    group.add_argument("--input", nargs="+", action="extend", required=True, metavar="GLOB",
                        help="the raw input: local paths or gs:// URLs, globs allowed; "
                        ".gz/.bz2/.xz are decompressed; the sample comes from the first file")
     group.add_argument("--kind", choices=("auto", "wiki", "cc100"), default="auto",

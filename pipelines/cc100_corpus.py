@@ -23,6 +23,7 @@ import apache_beam as beam
 
 import gzip
 import hashlib
+import uuid
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -80,9 +81,12 @@ class ReadCc100DocumentsFn(ReadFileFn):
 class _ReferenceOutput:
     """One output file of the reference mode: writes lines, counts and hashes them."""
 
-    def __init__(self, path: str, compress: bool):
+    def __init__(self, path: str, compress: bool, temp_suffix: str):
         self.path = path
-        self._raw = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        # Renamed to ``path`` when complete: no partial file under the final name.
+        self._temp = path + temp_suffix
+        self._raw = FileSystems.create(self._temp,
+                                       compression_type=CompressionTypes.UNCOMPRESSED)
         self._gzip = (gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0,
                                     compresslevel=6) if compress else None)
         self.content = hashlib.sha256()
@@ -105,6 +109,7 @@ class _ReferenceOutput:
         if self._gzip:
             self._gzip.close()
         self._raw.close()
+        FileSystems.rename([self._temp], [self.path])
         return {"path": self.path, "role": "shard", "shard": shard,
                 "records": self.documents + self._open_document, "lines": self.lines,
                 "content_bytes": self.size, "content_sha256": self.content.hexdigest()}
@@ -125,7 +130,8 @@ class ReferenceShardFn(TallyDoFn):
     def process(self, paths):
         config = self._config
         splitter = ReferenceSplitter(config.num_shards, config.seed)
-        outputs = [_ReferenceOutput(p, config.gzip) for p in config.shard_paths]
+        temp_suffix = f".tmp-{uuid.uuid4().hex[:12]}"
+        outputs = [_ReferenceOutput(p, config.gzip, temp_suffix) for p in config.shard_paths]
         for path in paths:
             with InputLines(path, config.max_line_bytes) as lines:
                 for lineno, raw in lines:
@@ -212,4 +218,5 @@ def config_from_args(args) -> Cc100CorpusConfig:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp cc100-corpus``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build)
+    return common.run_command(make_parser(), argv, config_from_args, build,
+                              expected="is it CC-100 text (one paragraph per line, an empty line after each document)?")

@@ -5,25 +5,35 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import posixpath
 import sys
 import time
+import uuid
 
 import apache_beam as beam
 
+from bertjp.outputs import shard_glob, stale_outputs, temp_glob
 from bertjp.sharding import stable_key
-from pipelines.io import WriteShards, shard_path, validate_inputs
+from pipelines.io import (WriteShards, check_inputs_against_manifests, match_literal,
+                          remove_paths, shard_path, validate_inputs)
 from pipelines.options import parse_args, setup_logging
 from pipelines.stats import CollectManifest, read_manifest
 
 __all__ = [
+    "EmptyResult",
+    "JobInterrupted",
     "CorpusConfig",
     "JobConfig",
     "EPILOG",
     "add_corpus_arguments",
+    "add_input_argument",
     "corpus_config_kwargs",
     "dead_letter_record",
     "finish_job",
     "job_header",
+    "resolve_output",
+    "result_problem",
     "run_command",
     "write_outputs",
 ]
@@ -71,6 +81,16 @@ class JobConfig:
     def manifest_path(self) -> str:
         return f"{self.output}.manifest.json"
 
+    @property
+    def shard_paths(self) -> list[str]:
+        """The sharded outputs (``PREFIX-SSSSS-of-NNNNN...``); none for a one-file job."""
+        return []
+
+    @property
+    def temp_prefix(self) -> str:
+        """What this job's temporary files start with (``PREFIX*.tmp-*``)."""
+        return self.output
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CorpusConfig(JobConfig):
@@ -102,9 +122,8 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, default_shards: int,
                          default_stem: str) -> None:
     """``--input``, ``--output``, sharding and robustness flags."""
     io = parser.add_argument_group("input and output")
-    io.add_argument("--input", nargs="+", required=True, metavar="PATH_OR_GLOB",
-                    help="input files: local paths or gs:// URLs, globs allowed; "
-                    ".gz, .bz2 and .xz are decompressed")
+    add_input_argument(io, "input files: local paths or gs:// URLs, globs allowed; "
+                       ".gz, .bz2 and .xz are decompressed", metavar="PATH_OR_GLOB")
     io.add_argument("--output", required=True, metavar="PREFIX",
                     help=f"output prefix, local or gs:// (a trailing / means "
                     f"PREFIX/{default_stem})")
@@ -124,11 +143,47 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, default_shards: int,
     add_common_arguments(parser)
 
 
+def add_input_argument(parser, help_: str, metavar: str = "GLOB") -> None:
+    """``--input`` with one or more values, also repeated (``--input A --input B``)."""
+    parser.add_argument("--input", nargs="+", action="extend", required=True,
+                        metavar=metavar, help=help_ + " (several values, or the flag repeated)")
+
+
+def resolve_output(value: str, kind: str, stem: str = "") -> str:
+    """The one rule for ``--output`` in every command.
+
+    Args:
+      value: the flag's value.
+      kind: ``"prefix"`` (sharded outputs ``PREFIX-00000-of-00008...``: a trailing
+        ``/`` means ``DIR/STEM``), ``"file"`` (one file: a folder is an error) or
+        ``"dir"`` (a folder of files: a trailing ``/`` is dropped).
+      stem: the file-name stem a prefix gets after a trailing ``/``.
+
+    Raises:
+      ValueError: naming the flag, when the value cannot be such an output.
+    """
+    if not value or not value.strip():
+        raise ValueError("--output must not be empty")
+    if kind == "prefix":
+        return value + stem if value.endswith("/") else value
+    local_dir = "://" not in value and os.path.isdir(value)
+    if kind == "file":
+        if value.endswith("/") or local_dir:
+            raise ValueError(f"--output {value!r} is a folder; name the file to write, e.g. "
+                             f"{posixpath.join(value, 'sample.txt')}")
+        return value
+    if kind == "dir":
+        value = value.rstrip("/") or "/"
+        if "://" not in value and os.path.isfile(value):
+            raise ValueError(f"--output {value!r} is a file; name a folder for the outputs")
+        return value
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
 def corpus_config_kwargs(args, default_stem: str) -> dict:
-    output = args.output + default_stem if args.output.endswith("/") else args.output
     return {
         "inputs": tuple(args.input),
-        "output": output,
+        "output": resolve_output(args.output, "prefix", default_stem),
         "num_shards": args.num_shards,
         "gzip": args.gzip,
         "seed": args.seed,
@@ -273,12 +328,176 @@ def format_summary(manifest: dict, seconds: float, manifest_path: str) -> str:
         lines.append(f"  vocabulary:  {vocab['records']:,} tokens from {vocab['distinct_words']:,} "
                      f"distinct words, alphabet coverage {100 * s['alphabet_coverage']:.2f} % "
                      f"-> {vocab['path']}")
+    if manifest.get("replaced"):
+        lines.append(f"  replaced:    {len(manifest['replaced'])} file(s) of an earlier run "
+                     f"removed: {_listing(manifest['replaced'], 5)}")
     lines.append(f"  manifest:    {manifest_path}")
     return "\n".join(lines)
 
 
-def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build) -> dict:
-    """Parses arguments, runs the job, prints the summary, returns the manifest."""
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a job, after its temporary files were removed; says what is left."""
+
+
+class EmptyResult(RuntimeError):
+    """A job that ran but kept nothing (or almost nothing) of its input."""
+
+
+_ALMOST_NOTHING = 0.01  # kept below 1 % of the records read: "almost nothing"
+_BY_DESIGN = frozenset({"not_sampled"})  # drops that are the job's purpose, not a loss
+
+
+def _listing(paths, limit: int = 3) -> str:
+    names = [posixpath.basename(p) for p in paths]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit
+                                       else "")
+
+
+def _reasons(counts: dict) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v)
+
+
+def result_problem(manifest: dict, expected: str) -> str | None:
+    """Why a finished job's result is not worth having, or ``None`` when it is.
+
+    Problems: nothing kept; almost nothing kept (under 1 % of the records read
+    survive the job's drops, sampling aside); more than half of the input lines are
+    dead letters (not what the command reads). ``expected`` says what the input
+    should have been.
+    """
+    s = manifest["summary"]
+    docs = s["documents"]
+    unit = s.get("unit", "documents")
+    inputs = _listing([i["path"] for i in manifest.get("inputs", [])]) or "the input"
+    lines = sum(i.get("lines", 0) for i in manifest.get("inputs", []))
+    dropped = {**docs.get("dropped", {}), **s.get("lines_dropped", {})}
+    lost = sum(v for k, v in docs.get("dropped", {}).items() if k not in _BY_DESIGN)
+    kept, kept_unit = docs["out"], unit
+    if "instances" in s:
+        kept, kept_unit = s["instances"], "instances"
+    if docs["in"] == 0 and not dropped:
+        what = f"no {unit} in {inputs} ({lines:,} lines, all blank)"
+    elif kept == 0:
+        what = f"nothing was kept: 0 {kept_unit} from {docs['in']:,} {unit} of {inputs}"
+    elif docs["in"] >= 100 and docs["in"] - lost < _ALMOST_NOTHING * docs["in"]:
+        what = (f"almost nothing was kept: {docs['in'] - lost:,} of {docs['in']:,} {unit} "
+                f"of {inputs}")
+    elif lines and s.get("dead_letters", 0) > lines / 2:
+        what = (f"{s['dead_letters']:,} of the {lines:,} lines of {inputs} are dead letters "
+                "(not what this command reads)")
+    else:
+        return None
+    why = _reasons(dropped)
+    return (f"{what}{f' (dropped: {why})' if why else ''}; {expected} "
+            "(--allow-empty accepts such a result)")
+
+
+def _temp_leftovers(config: JobConfig) -> list[str]:
+    return match_literal(temp_glob(config.temp_prefix))
+
+
+def _stale_shards(config: JobConfig) -> list[str]:
+    if not config.shard_paths:
+        return []
+    return stale_outputs(match_literal(shard_glob(config.output)), config.shard_paths)
+
+
+def _check_writable(config: JobConfig) -> None:
+    """Writes and removes a small file where the outputs go, before any work is done."""
+    from apache_beam.io.filesystems import FileSystems
+
+    joiner = "" if config.temp_prefix.endswith("/") else "."
+    probe = f"{config.temp_prefix}{joiner}write-check.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with FileSystems.create(probe) as f:
+            f.write(b"bertjp write check\n")
+        remove_paths([probe])
+    except Exception as err:  # pylint: disable=broad-except
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ValueError(f"--output {config.output!r}: cannot write there ({reason})") from None
+
+
+def _prepare_outputs(parser, args, config: JobConfig) -> list[str]:
+    """Checks inputs and output place before the job; removes what an interrupted run left.
+
+    Returns the shards of an earlier run under the same prefix (removed after success).
+    """
+    if not getattr(args, "skip_manifest_check", False):
+        problems = check_inputs_against_manifests(config.inputs)
+        skip = "--skip-manifest-check reads the files anyway"
+        if len(problems) == 1:
+            raise ValueError(f"{problems[0]}; {skip}")
+        for problem in problems:
+            print(f"{parser.prog}: {problem}", file=sys.stderr)
+        if problems:
+            raise ValueError(f"{len(problems)} input files differ from their manifest (listed "
+                             f"above); {skip}")
+    _check_writable(config)
+    leftovers = _temp_leftovers(config)
+    if leftovers:
+        remove_paths(leftovers)
+        print(f"{parser.prog}: removed {len(leftovers)} temporary file(s) an interrupted run "
+              f"left: {_listing(leftovers)}", file=sys.stderr, flush=True)
+    return _stale_shards(config)
+
+
+def _after_stop(config: JobConfig) -> str:
+    """Removes this run's temporary files after a failure or Ctrl-C; says what is left."""
+    try:
+        temps = _temp_leftovers(config)
+        remove_paths(temps)
+        removed = f"removed {len(temps)} temporary file(s)/folder(s)"
+    except Exception as err:  # pylint: disable=broad-except
+        removed = f"could not remove the temporary files {config.temp_prefix}*.tmp-* ({err})"
+    complete = len([p for p in config.shard_paths if _exists(p)])
+    if not config.shard_paths:
+        shards = ""
+    elif complete:
+        shards = (f"; {complete} of {len(config.shard_paths)} shards are complete, none "
+                  "partial")
+    else:
+        shards = "; no shard was written"
+    return f"{removed}{shards}; no manifest of this run: rerun the same command"
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    """Whether an error raised by a runner is a Ctrl-C inside a step."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, KeyboardInterrupt) or str(err).startswith("KeyboardInterrupt"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _exists(path: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(path)
+
+
+def _replace_earlier(config: JobConfig, stale: list[str], manifest: dict) -> None:
+    """Removes the shards of an earlier run and records them in the manifest."""
+    from pipelines.stats import write_json
+
+    remove_paths(stale)
+    manifest["replaced"] = stale
+    write_json(config.manifest_path, manifest)
+
+
+def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build,
+                expected: str = "check the input") -> dict:
+    """Parses arguments, runs the job, prints the summary, returns the manifest.
+
+    Before the job: inputs are checked against their manifests, the output place for
+    writability, and temporary files an interrupted run left are removed. After it:
+    the shards of an earlier run under the same prefix (another count or suffix) are
+    removed and listed, and a result that kept nothing of the input is an error
+    (:class:`EmptyResult`; ``expected`` says what the input should be) unless
+    ``--allow-empty``. Ctrl-C removes this run's temporary files and raises
+    :class:`JobInterrupted`.
+    """
     args, options = parse_args(parser, argv)
     setup_logging(args.verbose)
     try:
@@ -288,21 +507,43 @@ def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build) 
         parser.error(str(err))
     all_options = options.get_all_options()
     runner = all_options["runner"]
-    print(f"{parser.prog}: running on {runner}", file=sys.stderr, flush=True)
-    start = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build(pipeline, config)
-    result = pipeline.run()
-    if all_options.get("dry_run") or all_options.get("template_location"):
-        # Dataflow: the job was built (and, for a template, staged), not run.
-        what = (f"template written to {all_options['template_location']}"
-                if all_options.get("template_location") else "dry run: job built, not submitted")
-        print(f"{parser.prog}: {what}", file=sys.stderr, flush=True)
-        return {"dry_run": True, "result": result}
-    result.wait_until_finish()
-    state = str(getattr(result, "state", "DONE"))
-    if "DONE" not in state:
-        raise RuntimeError(f"the job ended in state {state}")
+    launching = not (all_options.get("dry_run") or all_options.get("template_location"))
+    started = False
+    try:
+        stale = _prepare_outputs(parser, args, config) if launching else []
+        print(f"{parser.prog}: running on {runner}", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        pipeline = beam.Pipeline(options=options)
+        build(pipeline, config)
+        started = True
+        result = pipeline.run()
+        if not launching:
+            # Dataflow: the job was built (and, for a template, staged), not run.
+            what = (f"template written to {all_options['template_location']}"
+                    if all_options.get("template_location")
+                    else "dry run: job built, not submitted")
+            print(f"{parser.prog}: {what}", file=sys.stderr, flush=True)
+            return {"dry_run": True, "result": result}
+        result.wait_until_finish()
+        state = str(getattr(result, "state", "DONE"))
+        if "DONE" not in state:
+            raise RuntimeError(f"the job ended in state {state}")
+    except KeyboardInterrupt:
+        raise JobInterrupted(f"interrupted: {_after_stop(config)}") from None
+    except Exception as err:
+        if _is_interrupt(err):  # Beam re-raises a worker's KeyboardInterrupt as its own error
+            raise JobInterrupted(f"interrupted: {_after_stop(config)}") from None
+        if started:
+            print(f"{parser.prog}: the job failed: {_after_stop(config)}", file=sys.stderr,
+                  flush=True)
+        raise
     manifest = read_manifest(config.manifest_path)
+    if stale:
+        _replace_earlier(config, stale, manifest)
     print(format_summary(manifest, time.monotonic() - start, config.manifest_path), flush=True)
+    problem = result_problem(manifest, expected)
+    if problem and not getattr(args, "allow_empty", False):
+        raise EmptyResult(problem)
+    if problem:
+        print(f"{parser.prog}: warning: {problem}", file=sys.stderr, flush=True)
     return manifest

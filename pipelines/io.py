@@ -17,11 +17,13 @@ and no worker holds more than one chunk.
 from __future__ import annotations
 
 import collections
+import glob
 import gzip
 import hashlib
 import logging
 import os
 import posixpath
+import shutil
 import uuid
 
 import apache_beam as beam
@@ -30,6 +32,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from bertjp import sharding
+from bertjp.outputs import check_matched_files, glob_escape, has_glob
 from bertjp.streams import LineTooLong, iter_lines, open_decompressed
 from pipelines.stats import STATS, Progress, TallyDoFn, dead_letter
 
@@ -38,13 +41,78 @@ __all__ = [
     "MatchInputs",
     "ReadFileFn",
     "WriteShards",
+    "check_inputs_against_manifests",
     "expand_inputs",
+    "match_literal",
+    "matched_sizes",
+    "remove_paths",
     "shard_path",
     "validate_inputs",
 ]
 
 _LOG = logging.getLogger(__name__)
 _BLOCK = 1 << 20
+
+
+def matched_sizes(patterns) -> dict[str, int]:
+    """``{path: size}`` of the files the patterns match (folders left out)."""
+    sizes = {}
+    for result in FileSystems.match(list(patterns)):
+        for m in result.metadata_list:
+            if not (m.path.endswith("/") or ("://" not in m.path and os.path.isdir(m.path))):
+                sizes[m.path] = m.size_in_bytes
+    return sizes
+
+
+def match_literal(pattern: str) -> list[str]:
+    """The files and folders a pattern matches, sorted (an empty list when none).
+
+    Unlike ``FileSystems.match`` this finds local folders too, and on ``gs://`` the
+    "folders" that hold matching objects (``*`` does not cross a ``/`` there).
+    """
+    if "://" not in pattern:
+        return sorted(glob.glob(pattern))
+    found = {m.path for m in FileSystems.match([pattern])[0].metadata_list}
+    found |= {posixpath.dirname(m.path)
+              for m in FileSystems.match([pattern + "/**"])[0].metadata_list}
+    return sorted(found)
+
+
+def _load_json_if_exists(path: str) -> dict | None:
+    import json
+
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        try:
+            value = json.loads(f.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a JSON manifest: {err}") from None
+    return value if isinstance(value, dict) else None
+
+
+def check_inputs_against_manifests(patterns) -> list[str]:
+    """Problems of the files the patterns match against the manifests beside them: each
+    ``PREFIX-SSSSS-of-NNNNN`` file must be one ``PREFIX.manifest.json`` lists, with its
+    size, and a glob must match every file it lists (files named one by one may be a
+    subset; see :mod:`bertjp.outputs`)."""
+    named = frozenset(p for p in patterns if not has_glob(p))
+    return check_matched_files(matched_sizes(patterns), _load_json_if_exists, named)
+
+
+def remove_paths(paths) -> None:
+    """Removes files and folders (recursively) by their literal names, local or ``gs://``;
+    glob characters in a name are not patterns here."""
+    for path in paths:
+        if "://" not in path:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+        elif not FileSystems.exists(path):
+            FileSystems.delete([path.rstrip("/") + "/"])  # a "folder": every object under it
+        else:
+            FileSystems.delete([glob_escape(path)])
 
 
 def validate_inputs(patterns) -> None:
@@ -261,18 +329,22 @@ class _HashingWriter:
 class _FinalizeShardFn(beam.DoFn):
     """Concatenates a shard's parts in chunk order into its final file."""
 
-    def __init__(self, paths, compress: bool, count_name: str | None):
+    def __init__(self, paths, compress: bool, count_name: str | None, temp_dir: str):
         super().__init__()
         self._paths = paths
         self._compress = compress
         self._count_name = count_name
+        self._temp_dir = temp_dir
 
     def process(self, element):
         shard, parts = element
         parts = sorted(p for p in parts if p is not None)
         path = self._paths[shard]
+        # Written beside the parts, then renamed: a shard appears under its final name
+        # only when it is complete (an interrupted job leaves no partial shard).
+        temp = posixpath.join(self._temp_dir, f"shard-{shard:05d}")
         content = hashlib.sha256()
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
             hashed = _HashingWriter(raw)
             out = (gzip.GzipFile(filename="", mode="wb", fileobj=hashed, compresslevel=6,
                                  mtime=0) if self._compress else hashed)
@@ -283,8 +355,9 @@ class _FinalizeShardFn(beam.DoFn):
                         out.write(block)
             if self._compress:
                 out.close()
+        FileSystems.rename([temp], [path])
         if parts:
-            FileSystems.delete([p[1] for p in parts])
+            remove_paths([p[1] for p in parts])
         extra = {self._count_name: sum(p[5] for p in parts)} if self._count_name else {}
         yield beam.pvalue.TaggedOutput(STATS, ("output", {
             **extra,
@@ -302,8 +375,8 @@ class _FinalizeShardFn(beam.DoFn):
 
 def _remove_temp_dir(_, temp_dir: str) -> None:
     try:
-        if FileSystems.exists(temp_dir):
-            FileSystems.delete([temp_dir])
+        if temp_dir.startswith("gs://") or FileSystems.exists(temp_dir):
+            remove_paths([temp_dir])
     except Exception as err:  # pylint: disable=broad-except
         _LOG.warning("could not remove the temporary folder %s: %s", temp_dir, err)
 
@@ -371,7 +444,8 @@ class WriteShards(beam.PTransform):
             | "Parts" >> beam.Flatten()
             | "GroupShards" >> beam.GroupByKey()
             | "Finalize" >> beam.ParDo(
-                _FinalizeShardFn(self._paths, self._compress, self._count_name))
+                _FinalizeShardFn(self._paths, self._compress, self._count_name,
+                                 self._temp_dir))
             .with_outputs(STATS)
         )
         role = self._role

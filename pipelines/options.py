@@ -108,3 +108,9 @@ def setup_logging(verbose: bool = False) -> None:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags every pipeline command has."""
     parser.add_argument("--verbose", action="store_true", help="log Beam's own INFO messages too")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="accept a result that kept nothing (or under 1 %%) of the input "
+                        "instead of failing")
+    parser.add_argument("--skip-manifest-check", action="store_true",
+                        help="read input shards even when they differ from the manifest beside "
+                        "them (PREFIX.manifest.json: other files, sizes, missing shards)")

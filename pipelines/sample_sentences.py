@@ -127,8 +127,7 @@ def make_parser() -> argparse.ArgumentParser:
         "FILE.manifest.json.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input", nargs="+", required=True, metavar="GLOB",
-                        help="corpus files (plain or .gz), local or gs://")
+    common.add_input_argument(parser, "corpus files (plain or .gz), local or gs://")
     parser.add_argument("--output", required=True, metavar="FILE",
                         help="the sample, one sentence per line; local or gs://")
     parser.add_argument("--num-sentences", type=int, required=True, metavar="K",
@@ -144,11 +143,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> SampleConfig:
     return SampleConfig(
-        inputs=tuple(args.input), output=args.output, num_sentences=args.num_sentences,
+        inputs=tuple(args.input), output=common.resolve_output(args.output, "file"),
+        num_sentences=args.num_sentences,
         seed=args.seed, max_line_bytes=args.max_line_bytes,
         chunk_bytes=max(1, int(args.chunk_mb * (1 << 20))))
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp sample-sentences``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build)
+    return common.run_command(make_parser(), argv, config_from_args, build,
+                              expected="is it corpus text (one sentence per line, UTF-8)?")

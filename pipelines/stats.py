@@ -16,6 +16,7 @@ import json
 import logging
 import platform
 import time
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -29,6 +30,7 @@ __all__ = [
     "TallyDoFn",
     "dead_letter",
     "read_manifest",
+    "write_json",
 ]
 
 NAMESPACE = "bertjp"
@@ -137,10 +139,18 @@ def _write_manifest(merged: dict, path: str, header: dict, finish) -> dict:
     manifest["versions"] = library_versions()
     manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds")
-    with FileSystems.create(path, mime_type="application/json") as f:
-        f.write(json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    write_json(path, manifest)
     _LOG.info("wrote %s", path)
     return manifest
+
+
+def write_json(path: str, value: dict) -> None:
+    """Writes a JSON file (local or ``gs://``) under a temporary name, then renames it:
+    a reader never sees half of it."""
+    temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with FileSystems.create(temp, mime_type="application/json") as f:
+        f.write(json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    FileSystems.rename([temp], [path])
 
 
 class CollectManifest(beam.PTransform):

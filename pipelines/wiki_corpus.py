@@ -196,5 +196,6 @@ def config_from_args(args) -> WikiCorpusConfig:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp wiki-corpus``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build)
+    return common.run_command(make_parser(), argv, config_from_args, build,
+                              expected="is it a Cirrussearch content dump (one JSON page per line, e.g. jawiki-YYYYMMDD-cirrussearch-content.json.gz)?")
 
