@@ -61,12 +61,26 @@ class InstanceConfig:
     reference_shuffle: bool = False
 
     def __post_init__(self):
+        # Phrased as the flags of bertjp pretraining-data and bertjp estimate.
         if self.max_seq_length < 5:
-            raise ValueError(f"max_seq_length must be at least 5, got {self.max_seq_length}")
-        if self.max_predictions_per_seq < 1 or not 0 < self.masked_lm_prob < 1:
-            raise ValueError("max_predictions_per_seq must be >= 1 and masked_lm_prob in (0, 1)")
+            raise ValueError(f"--max-seq-length must be at least 5, got {self.max_seq_length}")
+        if self.max_predictions_per_seq < 1:
+            raise ValueError("--max-predictions-per-seq must be at least 1, got "
+                             f"{self.max_predictions_per_seq}")
+        if self.max_predictions_per_seq > self.max_maskable:
+            raise ValueError(
+                f"--max-predictions-per-seq {self.max_predictions_per_seq} is more than a "
+                f"sequence of --max-seq-length {self.max_seq_length} can hold: at most "
+                f"{self.max_maskable} ([CLS] and the two [SEP] are never masked)")
+        if not 0 < self.masked_lm_prob < 1:
+            raise ValueError(f"--masked-lm-prob must be in (0, 1), got {self.masked_lm_prob}")
         if not 0 <= self.short_seq_prob <= 1:
-            raise ValueError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+            raise ValueError(f"--short-seq-prob must be in [0, 1], got {self.short_seq_prob}")
+
+    @property
+    def max_maskable(self) -> int:
+        """The most tokens an instance can mask: all but ``[CLS]`` and the two ``[SEP]``."""
+        return self.max_seq_length - 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +110,8 @@ class Instance:
       is_random_next: B comes from another document.
       masked_lm_positions: the masked positions, ascending.
       masked_lm_ids: the original ids at those positions.
+      tokens_truncated: tokens of A and B that truncation removed to fit the instance
+        (not in the record; the job counts them).
     """
 
     input_ids: tuple[int, ...]
@@ -103,6 +119,7 @@ class Instance:
     is_random_next: bool
     masked_lm_positions: tuple[int, ...]
     masked_lm_ids: tuple[int, ...]
+    tokens_truncated: int = 0
 
     @property
     def segment_ids(self) -> tuple[int, ...]:
@@ -111,14 +128,15 @@ class Instance:
 
 
 def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int,
-                      rng: random.Random) -> None:
-    """Trims the longer of the two (B on ties) from a random end until they fit.
+                      rng: random.Random) -> int:
+    """Trims the longer of the two (B on ties) from a random end until they fit;
+    returns how many tokens it removed.
 
     One ``rng.random()`` per removed token, in the reference's order; the lists are
     cut once at the end (the reference deletes token by token)."""
     len_a, len_b = len(tokens_a), len(tokens_b)
     if len_a + len_b <= max_num_tokens:
-        return
+        return 0
     front_a = back_a = front_b = back_b = 0
     random_ = rng.random
     while len_a + len_b > max_num_tokens:
@@ -138,6 +156,7 @@ def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int,
                 back_b += 1
     tokens_a[:] = tokens_a[front_a:len(tokens_a) - back_a]
     tokens_b[:] = tokens_b[front_b:len(tokens_b) - back_b]
+    return front_a + back_a + front_b + back_b
 
 
 def num_to_predict(num_tokens: int, config: InstanceConfig) -> int:
@@ -205,10 +224,12 @@ def create_masked_lm_predictions(codes: Sequence[int], config: InstanceConfig,
     return output, tuple(positions), tuple(original[i] for i in positions)
 
 
-def _instance(tokens_a, tokens_b, is_random_next, config, specials, rng) -> Instance:
+def _instance(tokens_a, tokens_b, is_random_next, config, specials, rng,
+              truncated: int = 0) -> Instance:
     codes = [specials.cls << 1, *tokens_a, specials.sep << 1, *tokens_b, specials.sep << 1]
     ids, positions, labels = create_masked_lm_predictions(codes, config, specials, rng)
-    return Instance(tuple(ids), len(tokens_a) + 2, is_random_next, positions, labels)
+    return Instance(tuple(ids), len(tokens_a) + 2, is_random_next, positions, labels,
+                    truncated)
 
 
 def document_drawer(documents: Sequence[Document], index: int):
@@ -272,10 +293,10 @@ def create_instances_from_document(
             else:
                 is_random_next = False
                 tokens_b = [t for sentence in chunk[a_end:] for t in sentence]
-            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+            truncated = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
             if tokens_a and tokens_b:
-                instances.append(
-                    _instance(tokens_a, tokens_b, is_random_next, config, specials, rng))
+                instances.append(_instance(tokens_a, tokens_b, is_random_next, config,
+                                           specials, rng, truncated))
             chunk, length = [], 0
         i += 1
     return instances

@@ -5,6 +5,12 @@ UniDic 2.1.2 as the reference's default), ``ipadic`` (the closest pip-installabl
 relative of the NEologd dictionary the reference's README used), or any compiled
 MeCab dictionary directory with an optional ``mecabrc``. The object is small and
 picklable; the native tagger is always built where it is used.
+
+Every text bertjp hands to MeCab goes through :func:`safe_pieces`, which also
+turns each NUL character into a space: MeCab reads its input as a C string and
+silently stops at a NUL, losing the rest of the text (and the word before it).
+A space is a word boundary that MeCab skips; text without NULs is handed over
+unchanged.
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ import importlib.metadata
 import os
 import tempfile
 
-__all__ = ["MAX_PARSE_CHARS", "MecabDictionary", "make_tagger", "output_formats", "safe_pieces"]
+__all__ = ["MAX_PARSE_CHARS", "NUL", "MecabDictionary", "make_tagger", "output_formats",
+           "safe_pieces"]
 
 MAX_PARSE_CHARS = 1 << 16
 """The longest text handed to MeCab at once (MeCab segfaults on some multi-MB inputs)."""
+
+NUL = "\x00"
+"""MeCab stops at this character; :func:`safe_pieces` hands it a space instead."""
 
 _PACKAGED = {"unidic-lite": "unidic_lite", "unidic_lite": "unidic_lite", "ipadic": "ipadic"}
 
@@ -47,6 +57,16 @@ class MecabDictionary:
             )
         if self.mecabrc is not None and not os.path.isfile(self.mecabrc):
             raise ValueError(f"mecabrc {self.mecabrc!r} does not exist")
+
+    @property
+    def canonical(self) -> tuple[str, ...]:
+        """What identifies the dictionary: a packaged one's module name, or a directory's
+        normalised path and ``mecabrc`` (two spellings of one dictionary compare equal)."""
+        module = _PACKAGED.get(self.name)
+        if module is not None:
+            return ("package", module) if self.mecabrc is None else (
+                "package", module, os.path.normpath(self.mecabrc))
+        return ("path", os.path.normpath(self.name), os.path.normpath(self.rcfile))
 
     @property
     def dicdir(self) -> str:
@@ -157,13 +177,18 @@ def make_tagger(dictionary: MecabDictionary, prefix: str = "", node_format: str 
 
 
 def safe_pieces(text: str, limit: int = MAX_PARSE_CHARS):
-    """Yields consecutive pieces of ``text`` of at most ``limit`` characters.
+    """Yields consecutive pieces of ``text`` of at most ``limit`` characters, ready for MeCab.
 
     MeCab crashes (segfaults) on some inputs of a few megabytes, so long texts are
     parsed piece by piece. Each piece is cut just after a ``。`` in its second half
     where there is one (a token and sentence boundary with every dictionary, so
     the analysis is unchanged), else at the limit.
+
+    Each NUL becomes a space (MeCab would stop reading at it): a word boundary, one
+    character and one UTF-8 byte like the NUL, so offsets into ``text`` still hold.
     """
+    if NUL in text:
+        text = text.replace(NUL, " ")
     start = 0
     while len(text) - start > limit:
         cut = text.rfind("。", start + limit // 2, start + limit)

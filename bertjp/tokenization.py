@@ -7,7 +7,8 @@ on transformers 4.30, recipe §7):
 1. with ``do_lower_case``, the line is lowercased except where it spells a special
    token (``[MASK]`` stays, but is not special: see 3);
 2. NFKC, then MeCab; each surface is a word (MeCab drops whitespace), lowercased
-   again with ``do_lower_case``;
+   again with ``do_lower_case``; a NUL character is read as a space (a word boundary:
+   the reference's MeCab silently stops reading at it, see :mod:`bertjp.mecab`);
 3. each word is split on whitespace (``str.split``) and then
    - ``wordpiece``: greedy longest-match-first with ``##`` continuations; a word of
      more than ``max_input_chars_per_word`` characters, or with a piece that no
@@ -94,8 +95,14 @@ class JapaneseTokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    @property
+    def unk_code(self) -> int:
+        """The code of ``[UNK]`` (never a continuation), to count unknown tokens in codes."""
+        return self.unk_id << 1
+
     def words(self, text: str) -> list[str]:
-        """The MeCab words of ``text`` after lowercasing and NFKC, as the reference."""
+        """The MeCab words of ``text`` after lowercasing and NFKC, as the reference (a NUL
+        separates words, where the reference's MeCab would stop reading)."""
         if self.do_lower_case:
             text = _lower_except_special(text)
         text = unicodedata.normalize("NFKC", text)

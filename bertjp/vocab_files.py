@@ -4,18 +4,31 @@ A tokenizer directory holds ``vocab.txt`` (one token per line, id order) and a
 ``tokenizer_config.json`` that makes ``transformers.AutoTokenizer.from_pretrained``
 build a ``BertJapaneseTokenizer`` with MeCab (unidic-lite) words and WordPiece or
 character subwords, cased — the released v3 configuration (recipe §9).
+
+Reading a directory back (:func:`read_tokenizer_config`, :func:`resolve_settings`):
+what its ``tokenizer_config.json`` states about tokenization — the subword type,
+lowercasing and the MeCab dictionary — is what a job that tokenizes with its
+vocabulary must use; a flag may supply what the file does not state, and a flag that
+contradicts it is an error naming both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shlex
 
 from bertjp.alphabet import unidic_lite_alphabet
 from bertjp.mecab import MecabDictionary
 
-__all__ = ["NUM_UNUSED", "character_vocab", "special_tokens", "tokenizer_files",
+__all__ = ["NUM_UNUSED", "TOKENIZER_CONFIG", "TokenizerSettings", "character_vocab",
+           "read_tokenizer_config", "resolve_settings", "special_tokens", "tokenizer_files",
            "write_tokenizer_dir"]
+
+TOKENIZER_CONFIG = "tokenizer_config.json"
+_SUBWORDS = ("wordpiece", "character")
+_PACKAGED_NAMES = {"unidic_lite": "unidic-lite", "ipadic": "ipadic"}
 
 NUM_UNUSED = 10
 _MECAB_DIC = {"unidic-lite": "unidic_lite", "unidic_lite": "unidic_lite", "ipadic": "ipadic"}
@@ -82,3 +95,187 @@ def write_tokenizer_dir(directory: str, vocab: list[str], subword: str,
     for name, data in files.items():
         with open(os.path.join(directory, name), "wb") as f:
             f.write(data)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerSettings:
+    """How a vocabulary's text is tokenized; ``None`` where nothing says.
+
+    Attributes:
+      subword: ``wordpiece`` or ``character``.
+      do_lower_case: lowercase as the reference's ``--do_lower_case``.
+      mecab_dict: ``unidic-lite``, ``ipadic`` or a dictionary directory.
+      mecabrc: the ``mecabrc`` of a dictionary directory.
+    """
+
+    subword: str | None = None
+    do_lower_case: bool | None = None
+    mecab_dict: str | None = None
+    mecabrc: str | None = None
+
+    def dictionary(self) -> MecabDictionary:
+        """The MeCab dictionary (unidic-lite when none is named)."""
+        return MecabDictionary(self.mecab_dict or "unidic-lite", self.mecabrc)
+
+
+_OPTION_NAMES = {"-d": "dicdir", "--dicdir": "dicdir", "-r": "rcfile", "--rcfile": "rcfile"}
+
+
+def _mecab_option_paths(option: str, source: str) -> tuple[str | None, str | None]:
+    """``(dicdir, mecabrc)`` of a ``mecab_option`` string (``-d DIR -r FILE``, also
+    ``-dDIR`` and ``--dicdir=DIR``); any other MeCab option is an error."""
+    try:
+        words = iter(shlex.split(option))
+    except ValueError as err:
+        raise ValueError(f"{source}: mecab_option {option!r}: {err}") from None
+    found: dict[str, str] = {}
+    for word in words:
+        name, eq, value = word.partition("=")
+        if not (name.startswith("--") and eq):
+            name, value = (word, next(words, None)) if word in _OPTION_NAMES else (
+                word[:2], word[2:] or None)
+        if name not in _OPTION_NAMES or value is None:
+            raise ValueError(f"{source}: mecab_option {option!r}: bertjp applies only -d "
+                             "(dictionary directory) and -r (mecabrc)")
+        found[_OPTION_NAMES[name]] = value
+    return found.get("dicdir"), found.get("rcfile")
+
+
+def _stated_dictionary(config: dict, source: str) -> tuple[str | None, str | None]:
+    """The MeCab dictionary ``mecab_kwargs`` names, as ``(mecab_dict, mecabrc)``."""
+    kwargs = config.get("mecab_kwargs")
+    if kwargs is None:
+        return None, None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{source}: mecab_kwargs must be an object, got {kwargs!r}")
+    dic, option = kwargs.get("mecab_dic"), (kwargs.get("mecab_option") or "").strip()
+    if dic is not None and dic not in _PACKAGED_NAMES:
+        raise ValueError(f"{source}: mecab_dic {dic!r} is not supported: bertjp uses "
+                         "unidic_lite, ipadic or a dictionary directory (mecab_option -d DIR)")
+    if dic is not None:
+        if option:
+            raise ValueError(f"{source}: mecab_option {option!r} beside mecab_dic {dic!r}: "
+                             "bertjp cannot apply both")
+        return _PACKAGED_NAMES[dic], None
+    dicdir, rcfile = _mecab_option_paths(option, source)
+    if dicdir is None:
+        raise ValueError(f"{source}: mecab_kwargs names no dictionary (mecab_dic, or "
+                         "mecab_option -d DIR)")
+    return dicdir, rcfile
+
+
+def read_tokenizer_config(data: bytes | str, source: str) -> TokenizerSettings:
+    """What a ``tokenizer_config.json`` states about tokenization.
+
+    Args:
+      data: the file's contents.
+      source: its path, for messages.
+
+    Returns:
+      The settings the file states (``None`` for what it does not).
+
+    Raises:
+      ValueError: the file is not JSON, or asks for a tokenizer bertjp cannot
+        reproduce (another tokenizer class or word tokenizer, word or subword
+        tokenization turned off, an unknown subword type or MeCab dictionary, MeCab
+        options other than ``-d``/``-r``).
+    """
+    try:
+        config = json.loads(data)
+    except ValueError as err:
+        raise ValueError(f"{source} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{source} is not a JSON object")
+    cls = config.get("tokenizer_class")
+    if cls is not None and cls != "BertJapaneseTokenizer":
+        raise ValueError(f"{source}: tokenizer_class {cls!r}: bertjp tokenizes as "
+                         "BertJapaneseTokenizer (MeCab words, then subwords)")
+    words = config.get("word_tokenizer_type")
+    if words is not None and words != "mecab":
+        raise ValueError(f"{source}: word_tokenizer_type {words!r}: bertjp splits words "
+                         "with MeCab only")
+    for key in ("do_word_tokenize", "do_subword_tokenize"):
+        if config.get(key) is False:
+            raise ValueError(f"{source}: {key} false: bertjp always splits MeCab words into "
+                             "subwords")
+    subword = config.get("subword_tokenizer_type")
+    if subword is not None and subword not in _SUBWORDS:
+        raise ValueError(f"{source}: subword_tokenizer_type {subword!r}: bertjp supports "
+                         "wordpiece and character")
+    lower = config.get("do_lower_case")
+    if lower is not None and not isinstance(lower, bool):
+        raise ValueError(f"{source}: do_lower_case must be true or false, got {lower!r}")
+    mecab_dict, mecabrc = _stated_dictionary(config, source)
+    return TokenizerSettings(subword, lower, mecab_dict, mecabrc)
+
+
+def _dictionary_text(settings: TokenizerSettings) -> str:
+    text = settings.mecab_dict or "unidic-lite"
+    return text + (f" with mecabrc {settings.mecabrc}" if settings.mecabrc else "")
+
+
+def _contradiction(given: str, flag: str, source: str, key: str, stated: str) -> ValueError:
+    """The one-line error of a flag that contradicts the tokenizer directory."""
+    return ValueError(f"{given} contradicts {source} ({key}: {stated}); drop {flag}, or "
+                      "pass the vocabulary it belongs to")
+
+
+def _checked_dictionary(settings: TokenizerSettings, where: str) -> MecabDictionary:
+    """``settings.dictionary()``, its error prefixed with where the name came from."""
+    try:
+        return settings.dictionary()
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _check_flags(stated: TokenizerSettings, flags: TokenizerSettings, source: str) -> None:
+    """Raises when a flag's value differs from what the file states."""
+    if None not in (stated.subword, flags.subword) and stated.subword != flags.subword:
+        raise _contradiction(f"--subword {flags.subword}", "--subword", source,
+                             "subword_tokenizer_type", stated.subword)
+    # --do-lower-case over a cased directory is the reference's own behaviour (its
+    # create_pretraining_data.py lowercases by default): allowed, the flag wins.
+    if stated.do_lower_case is True and flags.do_lower_case is False:
+        flag = "--do-lower-case" if flags.do_lower_case else "--no-do-lower-case"
+        raise _contradiction(flag, flag, source, "do_lower_case",
+                             str(stated.do_lower_case).lower())
+    if stated.mecab_dict is None or (flags.mecab_dict is None and flags.mecabrc is None):
+        return
+    flag = "--mecab-dict" if flags.mecab_dict is not None else "--mecabrc"
+    given = dataclasses.replace(stated if flags.mecab_dict is None else flags,
+                                mecabrc=flags.mecabrc)
+    if (_checked_dictionary(given, flag).canonical
+            != _checked_dictionary(stated, source).canonical):
+        raise _contradiction(f"{flag} {flags.mecab_dict or flags.mecabrc}", flag, source,
+                             "mecab_kwargs", _dictionary_text(stated))
+
+
+def resolve_settings(stated: TokenizerSettings | None, flags: TokenizerSettings,
+                     source: str | None = None) -> TokenizerSettings:
+    """The settings to tokenize with: the file's, else the flags', else the defaults
+    (wordpiece, cased, unidic-lite).
+
+    Args:
+      stated: what the tokenizer directory's ``tokenizer_config.json`` states, or
+        ``None`` when the vocabulary came without one.
+      flags: what the command-line flags (``--subword``, ``--do-lower-case``,
+        ``--mecab-dict``, ``--mecabrc``) give; ``None`` where a flag was not passed.
+      source: the path of the ``tokenizer_config.json``, for messages.
+
+    Raises:
+      ValueError: a flag contradicts the file (the message names both), or the MeCab
+        dictionary does not exist here.
+    """
+    stated = stated or TokenizerSettings()
+    source = source or TOKENIZER_CONFIG
+    _check_flags(stated, flags, source)
+    from_file = stated.mecab_dict is not None
+    dictionary = stated if from_file else flags
+    result = TokenizerSettings(
+        subword=stated.subword or flags.subword or "wordpiece",
+        do_lower_case=(True if flags.do_lower_case
+                       else bool(stated.do_lower_case)),
+        mecab_dict=dictionary.mecab_dict or "unidic-lite", mecabrc=dictionary.mecabrc)
+    # A missing dictionary directory fails here, not on a worker.
+    _checked_dictionary(result, source if from_file else "--mecab-dict")
+    return result

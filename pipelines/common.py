@@ -313,6 +313,12 @@ def format_summary(manifest: dict, seconds: float, manifest_path: str) -> str:
         share = s["random_next"] / max(1, s["instances"])
         lines.append(f"  instances:   {s['instances']:,} ({s['masked_tokens']:,} masked tokens, "
                      f"{100 * share:.1f} % random next)")
+    if "unk_rate" in s:
+        lines.append(f"  tokens:      {s['tokens']:,} ({100 * s['unk_rate']:.2f} % [UNK], "
+                     f"{s['tokens_truncated']:,} dropped by truncation, "
+                     f"{s['nul_characters']:,} NUL characters read as spaces)")
+    for warning in s.get("warnings", []):
+        lines.append(f"  WARNING: {warning}")
     if s.get("lines_dropped"):
         lines.append("  lines dropped: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(s["lines_dropped"].items())))

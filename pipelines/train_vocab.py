@@ -15,14 +15,16 @@ import argparse
 import collections
 import dataclasses
 import hashlib
+import logging
 import posixpath
+import uuid
 from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from bertjp.alphabet import alphabet_from_lex_csv, parse_alphabet, unidic_lite_alphabet
-from bertjp.mecab import MecabDictionary
+from bertjp.mecab import NUL, MecabDictionary
 from bertjp.tokenization import JapaneseTokenizer
 from bertjp.vocab import train_wordpiece
 from bertjp.vocab_files import character_vocab, special_tokens, tokenizer_files
@@ -32,6 +34,10 @@ from pipelines.options import add_common_arguments
 from pipelines.stats import DEAD, STATS, TallyDoFn
 
 __all__ = ["TrainVocabConfig", "build", "run"]
+
+LOW_COVERAGE = 0.95
+"""An alphabet coverage of the corpus characters below this is a warning."""
+_LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,6 +84,10 @@ class TrainVocabConfig(common.JobConfig):
     def manifest_path(self) -> str:
         return posixpath.join(self.output, "manifest.json")
 
+    @property
+    def temp_prefix(self) -> str:
+        return self.output + "/"
+
 
 class ReadLinesFn(ReadFileFn):
     """Emits every non-empty, valid UTF-8 line of the corpus as text."""
@@ -88,7 +98,8 @@ class ReadLinesFn(ReadFileFn):
 
 
 class CountWordsFn(TallyDoFn):
-    """MeCab words of a line (NFKC, cased) with their counts; tallies alphabet coverage."""
+    """MeCab words of a line (NFKC, cased) with their counts; tallies alphabet coverage
+    and the NUL characters (MeCab reads them as spaces, see :mod:`bertjp.mecab`)."""
 
     def __init__(self, config: TrainVocabConfig):
         super().__init__()
@@ -102,6 +113,7 @@ class CountWordsFn(TallyDoFn):
     def process(self, line):
         words = self._words.words(line.strip())
         self.count("documents_out")
+        self.count("nul_characters", line.count(NUL))
         self.count("words", len(words))
         chars = sum(len(w) for w in words)
         self.count("characters", chars)
@@ -119,8 +131,11 @@ def _train_and_write(counts: dict, config: TrainVocabConfig):
                                 config.min_frequency)
     files = tokenizer_files(vocab, config.subword, config.dictionary())
     for name, data in files.items():
-        with FileSystems.create(posixpath.join(config.output, name)) as f:
+        path = posixpath.join(config.output, name)
+        temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"  # renamed when complete
+        with FileSystems.create(temp) as f:
             f.write(data)
+        FileSystems.rename([temp], [path])
     yield ("output", {"path": posixpath.join(config.output, "vocab.txt"), "role": "vocab",
                       "records": len(vocab), "lines": len(vocab),
                       "bytes": len(files["vocab.txt"]),
@@ -137,7 +152,22 @@ def _summarize(merged: dict) -> dict:
     summary["unit"] = "lines"
     summary["alphabet_coverage"] = (counts.get("characters_in_alphabet", 0)
                                     / max(1, counts.get("characters", 0)))
+    summary["nul_characters"] = counts.get("nul_characters", 0)
+    summary["warnings"] = [w for w in (_coverage_warning(summary["alphabet_coverage"],
+                                                         counts.get("characters", 0)),) if w]
+    for warning in summary["warnings"]:
+        _LOG.warning("%s", warning)
     return {"summary": summary}
+
+
+def _coverage_warning(coverage: float, characters: int) -> str | None:
+    """The warning for a low alphabet coverage: the vocabulary's analogue of [UNK]s."""
+    if not characters or coverage >= LOW_COVERAGE:
+        return None
+    return (f"only {100 * coverage:.1f} % of the corpus's {characters:,} characters "
+            f"are in the alphabet (under {100 * LOW_COVERAGE:g} %): the others never reach "
+            "the vocabulary and tokenize as [UNK]; is the corpus Japanese text, and does "
+            "--alphabet/--lex-csv fit it?")
 
 
 def build(pipeline: beam.Pipeline, config: TrainVocabConfig):
@@ -181,10 +211,13 @@ def make_parser() -> argparse.ArgumentParser:
         + "Outputs: DIR/vocab.txt, DIR/tokenizer_config.json, DIR/dead-letter.jsonl, "
         "DIR/manifest.json.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", nargs="+", required=True, metavar="GLOB",
-                        help="corpus text, one sentence per line (plain or .gz), local or gs://")
-    parser.add_argument("--output", required=True, metavar="DIR", help="tokenizer directory")
-    parser.add_argument("--subword", choices=("wordpiece", "character"), default="wordpiece")
+    common.add_input_argument(parser, "corpus text, one sentence per line (plain or .gz), "
+                              "local or gs://, globs allowed")
+    parser.add_argument("--output", required=True, metavar="DIR",
+                        help="tokenizer directory, local or gs://")
+    parser.add_argument("--subword", choices=("wordpiece", "character"), default="wordpiece",
+                        help="a trained WordPiece vocabulary, or the character vocabulary "
+                        "(special tokens + the alphabet) (default: wordpiece)")
     parser.add_argument("--vocab-size", type=int, default=32768, metavar="N",
                         help="WordPiece vocabulary size: the target of the merges; the alphabet "
                         "and the ## characters the words need are always in (default: 32768)")
@@ -197,7 +230,8 @@ def make_parser() -> argparse.ArgumentParser:
                         "ipadic, or a dictionary directory (written into tokenizer_config.json "
                         "as -d/-r options; it must exist where the tokenizer is loaded)")
     parser.add_argument("--mecabrc", default=None, metavar="FILE",
-                        help="mecabrc for a dictionary directory")
+                        help="mecabrc for a dictionary directory (default: the dictionary's "
+                        "own)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--alphabet", metavar="FILE",
                         help="the vocabulary's characters, one per line (default: the 7,012 "
@@ -223,7 +257,7 @@ def _read_alphabet(args) -> tuple[str, ...]:
 def config_from_args(args) -> TrainVocabConfig:
     return TrainVocabConfig(
         alphabet=_read_alphabet(args), mecabrc=args.mecabrc,
-        inputs=tuple(args.input), output=args.output.rstrip("/"), subword=args.subword,
+        inputs=tuple(args.input), output=common.resolve_output(args.output, "dir"), subword=args.subword,
         vocab_size=args.vocab_size, num_unused=args.num_unused,
         min_frequency=args.min_frequency, mecab_dict=args.mecab_dict,
         max_line_bytes=args.max_line_bytes)
@@ -231,4 +265,5 @@ def config_from_args(args) -> TrainVocabConfig:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp train-vocab``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build)
+    return common.run_command(make_parser(), argv, config_from_args, build,
+                              expected="is it corpus text (one sentence per line, UTF-8)?")

@@ -228,8 +228,41 @@ def test_the_drawer_avoids_the_document_itself():
     assert document_drawer([["only"]], 0)(random.Random(0)) == ["only"]  # as the reference
 
 
-def test_configuration_is_checked():
-    with pytest.raises(ValueError):
-        InstanceConfig(max_seq_length=3)
-    with pytest.raises(ValueError):
-        InstanceConfig(masked_lm_prob=1.5)
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_seq_length": 3}, "--max-seq-length must be at least 5, got 3"),
+    ({"masked_lm_prob": 1.5}, "--masked-lm-prob must be in (0, 1), got 1.5"),
+    ({"short_seq_prob": -0.1}, "--short-seq-prob must be in [0, 1], got -0.1"),
+    ({"max_predictions_per_seq": 0}, "--max-predictions-per-seq must be at least 1, got 0"),
+    ({"max_seq_length": 128, "max_predictions_per_seq": 126},
+     "--max-predictions-per-seq 126 is more than a sequence of --max-seq-length 128 can hold: "
+     "at most 125"),
+])
+def test_configuration_errors_name_the_flags(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        InstanceConfig(**kwargs)
+    assert str(err.value).startswith(message)
+
+
+def test_a_sequence_holds_all_but_its_three_special_tokens():
+    assert InstanceConfig(max_seq_length=128, max_predictions_per_seq=125).max_maskable == 125
+    assert InstanceConfig(max_seq_length=5, max_predictions_per_seq=2).max_maskable == 2
+
+
+def test_truncate_seq_pair_returns_what_it_removed():
+    a, b = list("aaaaaa"), list("bbbb")
+    assert truncate_seq_pair(a, b, 6, random.Random(0)) == 4
+    assert truncate_seq_pair(list("ab"), list("c"), 3, random.Random(0)) == 0
+
+
+def test_instances_carry_the_tokens_truncation_dropped():
+    # One sentence of 300 tokens: A is all of it, B the 50-token random document;
+    # 350 tokens are cut to 125 (128 minus [CLS] and two [SEP]).
+    config = InstanceConfig(max_seq_length=128, max_predictions_per_seq=19, short_seq_prob=0)
+    long = [[(100 + i) << 1 for i in range(300)]]
+    other = [[(500 + i) << 1 for i in range(50)]]
+    [inst] = create_instances_from_document(long, lambda r: other, config, SPECIALS,
+                                            random.Random(5))
+    assert inst.tokens_truncated == 225 and len(inst.input_ids) == 128 and inst.is_random_next
+    short = create_instances_from_document([[5 << 1] * 10, [6 << 1] * 10], lambda r: other,
+                                           config, SPECIALS, random.Random(1))
+    assert short and all(i.tokens_truncated == 0 for i in short)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bertjp.tokenization import JapaneseTokenizer
 from pipelines import pretraining_data
 from tests.conftest import REFERENCE
 
@@ -201,3 +202,184 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(tmp_path / "x", "--dupe-factor", 0)
     assert "--dupe-factor" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ what a new user hits
+
+CHAR_VOCAB = REFERENCE / "vocab" / "character_unidic_lite" / "vocab.txt"  # no config beside
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """The first four documents of the fixture corpus (real text, ~400 sentences)."""
+    from tests.conftest import read_text
+
+    path = tmp_path_factory.mktemp("small") / "small.txt"
+    path.write_text("\n\n".join(read_text(CORPUS).split("\n\n")[:4]) + "\n\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def char_dir(tmp_path_factory):
+    """A character tokenizer directory as bertjp train-vocab writes it."""
+    from bertjp.vocab_files import character_vocab, write_tokenizer_dir
+
+    path = tmp_path_factory.mktemp("tok") / "character_unidic_lite"
+    write_tokenizer_dir(str(path), character_vocab(), "character")
+    return path
+
+
+def small_run(out, corpus, vocab, *extra):
+    return pretraining_data.run(["--input", str(corpus), "--vocab", str(vocab), "--output",
+                                 str(out), "--num-shards", "1", "--dupe-factor", "1",
+                                 *map(str, extra)])
+
+
+def _shard_digests(manifest):
+    return [o["sha256"] for o in manifest["outputs"] if o["role"] == "shard"]
+
+
+def test_tokenizer_directory_sets_the_subword_type(small_corpus, char_dir, tmp_path):
+    # Before, the directory's tokenizer_config.json was ignored: wordpiece on a character
+    # vocabulary, records of [UNK]s, exit 0.
+    manifest = small_run(tmp_path / "dir", small_corpus, char_dir)
+    config, s = manifest["config"], manifest["summary"]
+    assert config["subword"] == "character" and config["do_lower_case"] is False
+    assert config["mecab_dict"] == "unidic-lite"
+    assert config["tokenizer_config"] == str(char_dir / "tokenizer_config.json")
+    assert s["tokens"] > 10_000 and s["unk_rate"] < 0.01 and s["warnings"] == []
+    assert s["unk_tokens"] == manifest["counts"].get("unk_tokens", 0) < 100
+    # flags that agree with the directory are accepted and change nothing
+    agreeing = small_run(tmp_path / "agree", small_corpus, char_dir, "--subword", "character",
+                         "--no-do-lower-case", "--mecab-dict", "unidic_lite")
+    assert _shard_digests(agreeing) == _shard_digests(manifest)
+
+
+def test_a_bare_vocab_txt_keeps_the_flags_and_warns_of_unks(small_corpus, tmp_path, capsys):
+    # No tokenizer_config.json beside it: the flags and defaults apply (wordpiece), and
+    # the [UNK] rate shows the mismatch.
+    manifest = small_run(tmp_path / "bare", small_corpus, CHAR_VOCAB)
+    s = manifest["summary"]
+    assert manifest["config"]["subword"] == "wordpiece"
+    assert manifest["config"]["tokenizer_config"] is None
+    assert s["unk_rate"] > 0.3 and s["unk_tokens"] == round(s["unk_rate"] * s["tokens"])
+    [warning] = s["warnings"]
+    assert "are [UNK]" in warning and "subword type likely do not match" in warning
+    assert warning in capsys.readouterr().err
+    fixed = small_run(tmp_path / "fixed", small_corpus, CHAR_VOCAB, "--subword", "character")
+    assert fixed["summary"]["unk_rate"] < 0.01 and fixed["summary"]["warnings"] == []
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--subword", "wordpiece"], "--subword wordpiece contradicts {cfg} "
+     "(subword_tokenizer_type: character)"),
+    (["--mecab-dict", "ipadic"], "--mecab-dict ipadic contradicts {cfg} "
+     "(mecab_kwargs: unidic-lite)"),
+])
+def test_a_flag_that_contradicts_the_directory_is_a_usage_error(small_corpus, char_dir,
+                                                               tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit):
+        small_run(tmp_path / "x", small_corpus, char_dir, *flags)
+    err = capsys.readouterr().err
+    assert message.format(cfg=char_dir / "tokenizer_config.json") in err
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_a_nul_reads_as_a_space_and_is_counted(tmp_path):
+    text = "一番目の文です。\n二番目の{}文です。\n三番目の文です。\n\n別の文書の文です。\n\n"
+    (tmp_path / "nul").mkdir()
+    (tmp_path / "space").mkdir()
+    (tmp_path / "nul" / "c.txt").write_text(text.format("\x00"), encoding="utf-8")
+    (tmp_path / "space" / "c.txt").write_text(text.format(" "), encoding="utf-8")
+    nul = small_run(tmp_path / "n", tmp_path / "nul" / "c.txt", VOCAB_DIR)
+    space = small_run(tmp_path / "s", tmp_path / "space" / "c.txt", VOCAB_DIR)
+    assert nul["summary"]["nul_characters"] == nul["counts"]["nul_characters"] == 1
+    assert space["summary"]["nul_characters"] == 0
+    # Before, MeCab stopped at the NUL: 二 番 目, and の 文 です 。 were lost.
+    tok = JapaneseTokenizer(VOCAB_DIR / "vocab.txt")
+    tokens = sum(len(tok.tokenize(line)) for line in text.format(" ").split("\n"))
+    assert nul["summary"]["tokens"] == space["summary"]["tokens"] == tokens == 28
+    assert _shard_digests(nul) == _shard_digests(space)
+
+
+def test_tokens_dropped_by_truncation_are_counted(tmp_path):
+    sentence = "これは一つの長い文の一部です、" * 120 + "。"
+    tokens = len(JapaneseTokenizer(VOCAB_DIR / "vocab.txt").token_codes(sentence))
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(sentence + "\n\n", encoding="utf-8")
+    manifest = small_run(tmp_path / "out", corpus, VOCAB_DIR, "--dupe-factor", 2,
+                         "--short-seq-prob", 0, "--max-seq-length", 128)
+    s = manifest["summary"]
+    # One document of one sentence: each pass makes one instance whose A is the sentence
+    # and whose random B is the sentence again (the only document), cut to 125 tokens.
+    assert s["tokens"] == tokens > 1000 and s["instances"] == 2
+    assert s["tokens_truncated"] == manifest["counts"]["tokens_truncated"] == 2 * (2 * tokens - 125)
+
+
+def test_max_line_bytes_flag(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("短い文です。\n" + "長" * 100 + "。\n次の文です。\n\n", encoding="utf-8")
+    manifest = small_run(tmp_path / "out", corpus, VOCAB_DIR, "--max-line-bytes", 200)
+    assert manifest["config"]["max_line_bytes"] == 200
+    assert manifest["summary"]["lines_dropped"] == {"line_too_long": 1}
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--max-seq-length", 1024], "--max-seq-length must be at most 512 (BERT's position "
+     "embeddings), got 1024"),
+    (["--max-seq-length", 128, "--max-predictions-per-seq", 126],
+     "--max-predictions-per-seq 126 is more than a sequence of --max-seq-length 128 can hold"),
+    (["--short-seq-prob", 2], "--short-seq-prob must be in [0, 1], got 2.0"),
+    (["--masked-lm-prob", 0], "--masked-lm-prob must be in (0, 1), got 0.0"),
+    (["--max-seq-length", 4], "--max-seq-length must be at least 5, got 4"),
+    (["--bucket-documents", 1], "--bucket-documents must be at least 2, got 1"),
+    (["--vocab", "/nowhere/tok"], "--vocab /nowhere/tok: /nowhere/tok/vocab.txt does not exist"),
+])
+def test_flags_train_would_refuse_are_refused_up_front(tmp_path, capsys, flags, message):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("一番目の文です。\n二番目の文です。\n\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        small_run(tmp_path / "out", corpus, VOCAB_DIR, *flags)
+    assert message in capsys.readouterr().err
+
+
+def test_the_limit_is_the_trainers():
+    from training.configs import MAX_POSITION_EMBEDDINGS
+
+    assert pretraining_data.MAX_SEQ_LENGTH == MAX_POSITION_EMBEDDINGS
+
+
+def test_help_gives_every_flag_a_text_and_its_default():
+    parser = pretraining_data.make_parser()
+    own = [a for a in parser._actions if a.dest not in ("help", "verbose", "allow_empty",
+                                                         "skip_manifest_check")]
+    assert {"max_line_bytes", "seed", "mecab_dict"} <= {a.dest for a in own}
+    for action in own:
+        assert action.help, action.option_strings
+        assert action.required or "default" in action.help, action.option_strings
+
+
+def _parsed(*argv):
+    args = pretraining_data.make_parser().parse_args(
+        ["--vocab", str(VOCAB_DIR), "--output", "out", *map(str, argv)])
+    return pretraining_data.config_from_args(args)
+
+
+def test_seed_is_the_name_and_random_seed_its_alias():
+    assert _parsed("--input", "a", "--seed", 7).seed == 7
+    assert _parsed("--input", "a", "--random-seed", 7).seed == 7
+    assert _parsed("--input", "a").seed == 12345
+
+
+def test_every_input_flag_counts():
+    # Before, a repeated --input kept only the last one.
+    assert _parsed("--input", "a", "b", "--input", "c").inputs == ("a", "b", "c")
+
+
+def test_repeated_inputs_are_all_read(small_corpus, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("一番目の文です。\n二番目の文です。\n\n", encoding="utf-8")
+    manifest = pretraining_data.run(["--input", str(small_corpus), "--input", str(other),
+                                     "--vocab", str(VOCAB_DIR), "--output", str(tmp_path / "o"),
+                                     "--num-shards", "1", "--dupe-factor", "1"])
+    assert len(manifest["inputs"]) == 2 and manifest["summary"]["documents"]["in"] == 5

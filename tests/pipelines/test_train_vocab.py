@@ -84,3 +84,36 @@ def test_alphabet_from_a_file_and_from_lex_csv(tmp_path):
     lex.write_text("ＡＢ,1,1,1,名詞\n㍍,1,1,1,名詞\n猫,1,1,1,名詞\n", encoding="utf-8")
     run(tmp_path / "b", "--subword", "character", "--lex-csv", lex)
     assert load_vocab(tmp_path / "b" / "vocab.txt")[15:] == ["A", "B", "猫"]
+
+
+def test_every_input_is_read_and_a_nul_reads_as_a_space(tmp_path):
+    # Before, a repeated --input kept only the last file, and MeCab stopped at a NUL
+    # (二 番 目: the rest of the line and the word before the NUL were lost).
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("二番目の\x00文です。\n", encoding="utf-8")
+    second.write_text("東北大学で研究しています。\n", encoding="utf-8")
+    manifest = train_vocab.run(["--input", str(first), "--input", str(second), "--output",
+                                str(tmp_path / "v"), "--subword", "character"])
+    words = JapaneseTokenizer(character_vocab(), subword="character")
+    expected = sum(len(words.words(t)) for t in ("二番目の 文です。", "東北大学で研究しています。"))
+    assert len(manifest["inputs"]) == 2 and manifest["summary"]["documents"]["in"] == 2
+    assert manifest["counts"]["words"] == expected == 16
+    assert manifest["counts"]["nul_characters"] == manifest["summary"]["nul_characters"] == 1
+
+
+def test_low_alphabet_coverage_is_a_warning(tmp_path, capsys):
+    corpus = tmp_path / "ko.txt"
+    corpus.write_text("한국어 문장입니다.\n이것은 일본어가 아닙니다.\n日本語の文です。\n",
+                      encoding="utf-8")
+    manifest = run(tmp_path / "v", "--subword", "character", inputs=(corpus,))
+    s = manifest["summary"]
+    assert s["alphabet_coverage"] < 0.5
+    [warning] = s["warnings"]
+    assert "are in the alphabet" in warning and "--alphabet" in warning
+    assert warning in capsys.readouterr().err
+
+
+def test_input_flags_extend():
+    args = train_vocab.make_parser().parse_args(
+        ["--input", "a", "b", "--input", "c", "--output", "d"])
+    assert train_vocab.config_from_args(args).inputs == ("a", "b", "c")
