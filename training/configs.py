@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DATA",
     "DataSpec",
+    "DEFAULT_WARMUP_STEPS",
     "EXPERIMENT_PREFIX",
+    "MAX_WARMUP_FRACTION",
     "ModelSize",
     "SUBWORD_VOCAB_SIZES",
     "default_learning_rate",
@@ -30,12 +32,16 @@ __all__ = [
     "size_names",
     "to_yaml",
     "vocab_size_of",
+    "warmup_steps_used",
+    "warmup_warning",
 ]
 
 BASE_EXPERIMENT = "bert/pretraining"
 EXPERIMENT_PREFIX = "bertjp"
 MAX_POSITION_EMBEDDINGS = 512
 SUBWORD_VOCAB_SIZES = {"wordpiece": 32768, "character": 7027}  # the released v3 vocabularies
+MAX_WARMUP_FRACTION = 0.1  # warmup steps are clipped to this share of a stage's steps
+DEFAULT_WARMUP_STEPS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,8 +208,42 @@ def _data_override(input_path: str, spec: DataSpec, is_training: bool) -> dict[s
     }
 
 
+def warmup_steps_used(train_steps: int, warmup_steps: int) -> int:
+    """The warmup a stage of ``train_steps`` steps gets for ``warmup_steps`` requested.
+
+    At most :data:`MAX_WARMUP_FRACTION` of the stage (rounded down), so a short run
+    still reaches its peak learning rate and decays over most of its steps: 2,000
+    steps with the recipe's 10,000 warmup steps warm up for 200.
+    """
+    return min(warmup_steps, int(train_steps * MAX_WARMUP_FRACTION))
+
+
+def warmup_warning(train_steps: int, warmup_steps: int, steps_flag: str) -> str | None:
+    """One line saying that ``warmup_steps`` was clipped (None when it was not).
+
+    Args:
+      train_steps, warmup_steps: the stage's steps and the warmup asked for.
+      steps_flag: the option that set ``train_steps`` (named in the line).
+    """
+    used = warmup_steps_used(train_steps, warmup_steps)
+    if used >= warmup_steps:
+        return None
+    share = f"{MAX_WARMUP_FRACTION:.0%}".replace("%", " %")
+    what = (f"warming up for {used} steps instead (the learning rate peaks at step {used}"
+            if used else "no warmup (the learning rate starts at its peak")
+    return (f"--warmup-steps {warmup_steps} is more than {share} of {steps_flag} "
+            f"{train_steps}; {what}, then decays linearly to 0 at step {train_steps})")
+
+
 def _optimizer_override(learning_rate: float, train_steps: int,
                         warmup_steps: int) -> dict[str, Any]:
+    """AdamW with a linear warmup to ``learning_rate``, then a linear decay to 0.
+
+    Model Garden's polynomial warmup climbs to the decay schedule's value at the end
+    of the warmup, so the decay starts there (``offset``) and runs over the remaining
+    steps: the peak is reached at the end of the warmup and 0 at ``train_steps``.
+    """
+    warmup = warmup_steps_used(train_steps, warmup_steps)
     return {
         "optimizer": {
             "type": "adamw",
@@ -212,12 +252,13 @@ def _optimizer_override(learning_rate: float, train_steps: int,
         },
         "learning_rate": {
             "type": "polynomial",
-            "polynomial": {"initial_learning_rate": learning_rate, "decay_steps": train_steps,
+            "polynomial": {"initial_learning_rate": learning_rate,
+                           "decay_steps": train_steps - warmup, "offset": warmup,
                            "end_learning_rate": 0.0, "power": 1.0, "cycle": False},
         },
         "warmup": {
             "type": "polynomial",
-            "polynomial": {"power": 1, "warmup_steps": min(warmup_steps, train_steps)},
+            "polynomial": {"power": 1, "warmup_steps": warmup},
         },
     }
 
@@ -258,7 +299,8 @@ def _check_steps(train_steps: int, warmup_steps: int, vocab_size: int) -> None:
 
 def experiment_config(size: str, vocab_size: int, data: str, train_input: str,
                       validation_input: str | None = None, *, train_steps: int = 1_000_000,
-                      learning_rate: float | None = None, warmup_steps: int = 10_000,
+                      learning_rate: float | None = None,
+                      warmup_steps: int = DEFAULT_WARMUP_STEPS,
                       global_batch_size: int | None = None, init_checkpoint: str = "",
                       checkpoint_interval: int = 20_000, steps_per_loop: int = 1000,
                       summary_interval: int = 1000, validation_interval: int = 1000,
@@ -273,9 +315,11 @@ def experiment_config(size: str, vocab_size: int, data: str, train_input: str,
       data: ``cc100`` (seq 128, 19 predictions, batch 2048) or ``wikipedia`` (512, 76, 512).
       train_input: file pattern(s) of the gzip TFRecord shards (comma-separated allowed).
       validation_input: validation shards; the training shards when None (as the recipe).
-      train_steps: steps of this stage; the learning rate decays linearly to 0 over them.
-      learning_rate: peak learning rate; 1e-4 (5e-5 for ``large``) when None.
-      warmup_steps: linear warmup steps (capped at ``train_steps``).
+      train_steps: steps of this stage; the learning rate reaches 0 at the last one.
+      learning_rate: peak learning rate (reached at the end of the warmup, then
+        linear decay to 0); 1e-4 (5e-5 for ``large``) when None.
+      warmup_steps: linear warmup steps, clipped to 10 % of ``train_steps``
+        (:func:`warmup_steps_used`).
       global_batch_size, seq_length, max_predictions_per_seq: override ``DATA[data]``.
       init_checkpoint: checkpoint (or model dir) whose weights start this stage.
       checkpoint_interval, steps_per_loop, summary_interval, validation_interval,

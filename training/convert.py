@@ -471,6 +471,25 @@ def _prepare_output(output: str, overwrite: bool) -> None:
     os.makedirs(output, exist_ok=True)
 
 
+def _umask() -> int:
+    """This process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(output: str) -> None:
+    """Gives the ``*.safetensors`` files in ``output`` the mode a plain ``open()`` file gets.
+
+    safetensors writes through a private temporary file, so its files come out 0600
+    whatever the umask, unlike the JSON and vocabulary files beside them.
+    """
+    mode = 0o666 & ~_umask()
+    for name in os.listdir(output):
+        if name.endswith(".safetensors"):
+            os.chmod(os.path.join(output, name), mode)
+
+
 def _write_tokenizer(output: str, vocab_bytes: bytes, config: bytes) -> None:
     for name, data in (("vocab.txt", vocab_bytes), ("tokenizer_config.json", config)):
         with open(os.path.join(output, name), "wb") as f:
@@ -547,6 +566,7 @@ def convert(checkpoint: str, vocab_dir: str, output: str, size: str | None = Non
         log(f"warning: {len(unused)} unused checkpoint variables: {', '.join(unused)}")
     _prepare_output(output, overwrite)
     model.save_pretrained(output)
+    _follow_umask(output)
     _write_tokenizer(output, vocab_bytes, _tokenizer_config(
         tokens, subword, tokenizer_config, arch.max_position_embeddings))
     log(f"wrote BertForPreTraining ({parameters:,} parameters, hidden_act {hidden_act}) and "

@@ -43,12 +43,15 @@ EPILOG = """\
 Examples:
   bertjp train local --input out/data/cc100-*.tfrecord.gz --vocab out/vocab \\
       --size tiny --steps 2000 --global-batch-size 32 --model-dir out/model/tiny
+  bertjp train local --input 'out/a/cc100-*.tfrecord.gz' 'out/b/cc100-*.tfrecord.gz' ...
   bertjp train local ... --preflight-only      # check manifest vs experiment, print config
   tensorboard --logdir out/model/tiny
 
 Running again with the same --model-dir resumes from its latest checkpoint (raise
 --steps to train further). Defaults follow the recipe (1,000,000 steps, batch 2048 at
 seq 128 for cc100); on a CPU choose a small --size, --steps and --global-batch-size.
+The warmup is at most 10% of --steps (2000 steps: 200 warmup steps; a warning says so):
+the learning rate rises to its peak at the warmup's end, then falls linearly to 0.
 The recipe's cc100 records have 19 predictions per sequence; for records made with
 pretraining-data's default of 20, add --max-predictions-per-seq 20."""
 
@@ -61,10 +64,12 @@ def make_parser() -> argparse.ArgumentParser:
         description="Pretrain a BERT (masked LM + next sentence) with TF Model Garden's\n"
         "bert/pretraining experiment on this machine: one CPU device, or the GPUs when\n"
         "TensorFlow sees any. The shards' manifest is checked against the experiment first.")
-    p.add_argument("--input", required=True, metavar="GLOB",
-                   help="pretraining shards, e.g. out/data/cc100-*.tfrecord.gz")
+    p.add_argument("--input", required=True, metavar="GLOB", action="extend", nargs="+",
+                   help="pretraining shards, e.g. out/data/cc100-*.tfrecord.gz; several "
+                   "patterns: list them, repeat the flag or separate them by commas")
     p.add_argument("--manifest", metavar="FILE",
-                   help="the shards' manifest (default: PREFIX.manifest.json from --input)")
+                   help="the shards' manifest (default: PREFIX.manifest.json of each "
+                   "--input pattern)")
     p.add_argument("--vocab", metavar="DIR",
                    help="vocabulary directory (vocab.txt): sets the vocab size and is "
                    "checked against the manifest's checksum (default: the manifest's size)")
@@ -77,14 +82,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1_000_000, metavar="N",
                    help="train until global step N (default: 1,000,000 as the recipe)")
     _add_optional_numbers(p)
-    p.add_argument("--validation-input", metavar="GLOB",
-                   help="validation shards (default: the training shards, as the recipe)")
+    p.add_argument("--validation-input", metavar="GLOB", action="extend", nargs="+",
+                   help="validation shards, several as for --input (default: the training "
+                   "shards, as the recipe)")
     p.add_argument("--init-checkpoint", default="", metavar="PATH",
                    help="start from these weights (e.g. the cc100 stage's model dir)")
     p.add_argument("--model-dir", required=True, metavar="DIR",
                    help="checkpoints, TensorBoard summaries and params.yaml go here")
     p.add_argument("--preflight-only", action="store_true",
-                   help="check manifest vs experiment, print both and exit (0: fine, 1: problems)")
+                   help="check manifest vs experiment and the files --input matches against "
+                   "the manifest, print both and exit (0: fine, 1: problems)")
     p.add_argument("--print-config", action="store_true",
                    help="print the experiment config (YAML) before training")
     p.add_argument("--verbose", action="store_true",
@@ -98,7 +105,8 @@ def _add_optional_numbers(p: argparse.ArgumentParser) -> None:
         ("--seq-length", int, "tokens per instance (default: from --data)"),
         ("--max-predictions-per-seq", int, "masked positions per instance (default: from --data)"),
         ("--learning-rate", float, "peak learning rate (default: 1e-4, 5e-5 for large)"),
-        ("--warmup-steps", int, "linear warmup steps (default: 10000)"),
+        ("--warmup-steps", int, "linear warmup steps, at most 10%% of --steps (default: "
+         "10000)"),
         ("--steps-per-loop", int, "steps per progress line (default: 1000)"),
         ("--checkpoint-interval", int, "steps between checkpoints (default: 20000)"),
         ("--summary-interval", int, "steps between TensorBoard summaries (default: 1000)"),
@@ -139,12 +147,15 @@ def build_config(args: argparse.Namespace, vocab_size: int):
 
     Options left unset keep :func:`training.configs.experiment_config`'s defaults.
     """
-    from training import configs
+    from training import configs, preflight
 
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS
              if getattr(args, name) is not None}
+    validation = (",".join(preflight.split_patterns(args.validation_input))
+                  if args.validation_input else None)
     return configs.experiment_config(
-        args.size, vocab_size, args.data, args.input, args.validation_input,
+        args.size, vocab_size, args.data, ",".join(preflight.split_patterns(args.input)),
+        validation,
         train_steps=args.steps, init_checkpoint=args.init_checkpoint,
         validation_steps=args.validation_steps, **given)
 
@@ -288,14 +299,48 @@ def train(config, model_dir: str, progress: Progress | None = None) -> TrainResu
                        checkpoint=tf.train.latest_checkpoint(model_dir))
 
 
-def _load_manifest(args: argparse.Namespace) -> tuple[dict, str]:
+def _load_manifests(args: argparse.Namespace) -> list[tuple[str, dict, list[str]]]:
+    """``(manifest path, manifest, the --input patterns it describes)`` for each manifest:
+    ``--manifest`` for every pattern, else ``PREFIX.manifest.json`` of each pattern."""
     from training import preflight
 
-    path = args.manifest or default_manifest_path(args.input)
-    try:
-        return preflight.load_manifest(path), path
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{e}; or pass --manifest") from None
+    patterns = preflight.split_patterns(args.input)
+    by_path: dict[str, list[str]] = {}
+    for pattern in patterns:
+        by_path.setdefault(args.manifest or default_manifest_path(pattern), []).append(pattern)
+    groups = []
+    for path, described in by_path.items():
+        try:
+            groups.append((path, preflight.load_manifest(path), described))
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e}; or pass --manifest") from None
+    return groups
+
+
+def _preflight(args: argparse.Namespace, groups, config) -> list[str]:
+    """Every manifest against the experiment, and the files the patterns match."""
+    from training import preflight
+
+    problems = []
+    for path, manifest, _ in groups:
+        found = preflight.check(manifest, config, num_hosts=1, vocab_dir=args.vocab)
+        problems += [f"{path}: {p}" for p in found] if len(groups) > 1 else found
+    problems += preflight.file_problems(groups, "--input")
+    if args.validation_input:
+        patterns = preflight.split_patterns(args.validation_input)
+        problems += preflight.match_files(patterns, "--validation-input")[1]
+    return problems
+
+
+def _warn_warmup(args: argparse.Namespace) -> None:
+    """Says so when --warmup-steps is clipped to a share of --steps."""
+    from training import configs
+
+    requested = (configs.DEFAULT_WARMUP_STEPS if args.warmup_steps is None
+                 else args.warmup_steps)
+    warning = configs.warmup_warning(args.steps, requested, "--steps")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
 
 def _vocab_size(args: argparse.Namespace, manifest: dict) -> int:
@@ -404,13 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = make_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    manifest, manifest_path = _load_manifest(args)
-    config = build_config(args, _vocab_size(args, manifest))
+    groups = _load_manifests(args)
+    config = build_config(args, _vocab_size(args, groups[0][1]))
+    _warn_warmup(args)
     from training import configs, preflight
 
-    problems = preflight.check(manifest, config, num_hosts=1, vocab_dir=args.vocab)
+    problems = _preflight(args, groups, config)
     if args.preflight_only:
-        print(f"manifest {manifest_path}: {preflight.describe(manifest)}")
+        for path, manifest, _ in groups:
+            print(f"manifest {path}: {preflight.describe(manifest)}")
         print(configs.to_yaml(config), end="")
         if problems:
             _report_problems(problems)

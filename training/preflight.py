@@ -13,7 +13,8 @@ from typing import Any
 
 from training import configs
 
-__all__ = ["check", "check_or_raise", "describe", "load_manifest", "manifest_path"]
+__all__ = ["check", "check_or_raise", "describe", "file_problems", "load_manifest",
+           "manifest_path", "match_files", "split_patterns"]
 
 COMPRESSED = "tfrecord_compressed"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -249,6 +250,70 @@ def check_or_raise(manifest: dict, config, num_hosts: int = 1,
     if problems:
         raise ValueError(f"preflight found {len(problems)} problem(s) with the records: "
                          + " | ".join(problems))
+
+
+def split_patterns(values) -> list[str]:
+    """File patterns of one or several flag values, each of which may hold several
+    separated by commas (as Model Garden's ``input_path`` splits them); in order,
+    without blanks or repeats."""
+    if isinstance(values, str):
+        values = [values]
+    patterns: list[str] = []
+    for value in values or []:
+        for pattern in str(value).split(","):
+            pattern = pattern.strip()
+            if pattern and pattern not in patterns:
+                patterns.append(pattern)
+    return patterns
+
+
+def match_files(patterns: list[str], flag: str) -> tuple[dict[str, int], list[str]]:
+    """``({path: size in bytes}, problems)`` of the files ``patterns`` match (local or
+    ``gs://``, through Beam's ``FileSystems``); a pattern that matches nothing, or that
+    cannot be listed, is a problem naming ``flag``."""
+    from apache_beam.io.filesystem import BeamIOError
+    from apache_beam.io.filesystems import FileSystems
+
+    matched: dict[str, int] = {}
+    problems = []
+    for pattern in patterns:
+        try:
+            [result] = FileSystems.match([pattern])
+        except BeamIOError as e:
+            problems.append(f"{flag} {pattern}: cannot list the files ({e})")
+            continue
+        if not result.metadata_list:
+            problems.append(f"{flag} {pattern} matches no files")
+        matched.update((m.path, m.size_in_bytes) for m in result.metadata_list)
+    return matched, problems
+
+
+def file_problems(groups: list[tuple[str, dict, list[str]]], flag: str) -> list[str]:
+    """Whether the files some patterns match are exactly their manifest's shards.
+
+    Args:
+      groups: ``(manifest path, manifest, patterns)``: the patterns that read the
+        records of one manifest.
+      flag: the option the patterns came from (named in the messages).
+
+    Returns:
+      One message per problem: a pattern that matches nothing, a matched file the
+      manifest does not list (another run's), a listed shard that is not matched
+      (missing: only for globs; shards named one by one may be a subset), a size that
+      differs from the manifest's (truncated or rewritten).
+    """
+    from bertjp import outputs
+
+    problems = []
+    for path, manifest, patterns in groups:
+        matched, unmatched = match_files(patterns, flag)
+        problems += unmatched
+        if matched:
+            # Shards named one by one (no glob) may be a deliberate subset of the manifest's.
+            subset = not any(outputs.has_glob(p) for p in patterns)
+            problems += [f"files: {p}" for p in outputs.manifest_problems(
+                matched, manifest, path, subset=subset)]
+    return problems
 
 
 def describe(manifest: dict) -> str:

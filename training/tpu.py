@@ -4,7 +4,8 @@ The launcher builds a :class:`Plan` (a list of steps) from the options with a pu
 function, :func:`build_plan`; an :class:`Executor` then runs the steps, or
 :func:`print_plan` prints them (``--dry-run``). The steps, in order:
 
-1. preflight: each stage's manifest (``PREFIX.manifest.json``) against its experiment;
+1. preflight: each stage's manifest (``PREFIX.manifest.json``) against its experiment,
+   and the files ``PREFIX-*-of-*.tfrecord.gz`` matches against the manifest's shards;
 2. checkpoint status: a stage whose model dir already holds a checkpoint at its
    train steps is skipped (``gcloud storage cat MODEL_DIR/STAGE/checkpoint``);
 3. the package: an sdist built here and copied to ``MODEL_DIR/_launcher/``
@@ -54,7 +55,9 @@ __all__ = [
     "options_from_args",
     "parse_poll_output",
     "print_plan",
+    "shard_pattern",
     "subprocess_runner",
+    "warmup_warnings",
 ]
 
 DEFAULT_ACCELERATOR = "v3-8"
@@ -296,10 +299,15 @@ def create_request(options: TpuOptions):
                                     f"{options.zone}", node_id=options.tpu_name, node=node)
 
 
+def shard_pattern(prefix: str) -> str:
+    """The files a stage reads: ``PREFIX-*-of-*.tfrecord.gz``."""
+    return f"{prefix}-*-of-*.tfrecord.gz"
+
+
 def _stage_config(options: TpuOptions, number: int, init: str):
     from training import configs
 
-    pattern = f"{options.data[number]}-*-of-*.tfrecord.gz"
+    pattern = shard_pattern(options.data[number])
     steps = options.train_steps.get(number, 1_000_000)
     config = configs.experiment_config(
         options.size, options.vocab_size, STAGE_DEFS[number].data, pattern,
@@ -458,7 +466,8 @@ def _preflight_steps(options: TpuOptions, stages: list[Stage]) -> list[Step]:
     hosts = hosts_of(options.accelerator_type)
     return [Step("preflight", f"preflight {s.label}: {preflight.manifest_path(s.prefix)} vs "
                  f"the experiment ({hosts} host(s))", stage=s,
-                 detail={"manifest": preflight.manifest_path(s.prefix), "hosts": hosts})
+                 detail={"manifest": preflight.manifest_path(s.prefix), "hosts": hosts,
+                         "pattern": shard_pattern(s.prefix)})
             for s in stages]
 
 
@@ -534,6 +543,8 @@ def describe_step(step: Step) -> str:
     if step.kind == "preflight":
         lines.append(f"preflight.check(load_manifest({step.detail['manifest']!r}), config, "
                      f"num_hosts={step.detail['hosts']})")
+        lines.append(f"and the files {step.detail['pattern']} matches: exactly the "
+                     "manifest's shards, with its sizes")
     if step.argv is not None:
         cwd = step.detail.get("cwd")
         lines.append(("(in " + cwd + ") " if cwd else "") + shlex.join(step.argv))
@@ -712,6 +723,9 @@ class Executor:
         problems = preflight.check(manifest, step.stage.config, num_hosts=step.detail["hosts"],
                                    vocab_dir=self.plan.options.vocab)
         problems += _subword_problem(manifest, self.plan.options.subword)
+        flag = STAGE_DEFS[step.stage.number].flag
+        problems += preflight.file_problems(
+            [(step.detail["manifest"], manifest, [step.detail["pattern"]])], flag)
         for problem in problems:
             self.say(f"   problem: {problem}")
         self.say(f"   {step.stage.label}: " + ("OK" if not problems else
@@ -955,12 +969,14 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="subword type of the vocabulary (default: wordpiece)")
     g.add_argument("--model-dir", required=True, metavar="gs://BUCKET/models/NAME",
                    help="stage dirs go under it: stage1-cc100, stage2-wikipedia")
-    g.add_argument("--stages", default="1,2", help="stages to run: 1, 2 or 1,2 (default)")
-    g.add_argument("--train-steps", default="", metavar="N[,N2]",
+    g.add_argument("--stages", action="append", metavar="1|2|1,2",
+                   help="stages to run: 1, 2 or 1,2 (default); repeated, they add up")
+    g.add_argument("--train-steps", action="append", metavar="N[,N2]",
                    help="steps per stage: one number for every stage, or two for stage 1 and "
-                   "stage 2 (default: 1000000 each, as the recipe)")
+                   "stage 2, also as --train-steps N --train-steps N2 (default: 1000000 "
+                   "each, as the recipe)")
     g.add_argument("--warmup-steps", type=int, default=10_000, metavar="N",
-                   help="linear warmup steps of each stage, capped at its train steps "
+                   help="linear warmup steps of each stage, at most 10%% of its train steps "
                    "(default: 10000)")
 
 
@@ -982,6 +998,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--poll-seconds", type=float, default=300.0, metavar="S",
                    help="seconds between progress polls (default: 300)")
     g.add_argument("--verbose", action="store_true", help="tracebacks on errors")
+
+
+def _joined(values: list[str] | None, default: str) -> str:
+    """The values of a repeatable comma-list flag as one comma-separated text."""
+    return ",".join(values) if values else default
 
 
 def _parse_stages(text: str) -> tuple[int, ...]:
@@ -1031,8 +1052,9 @@ def options_from_args(args: argparse.Namespace) -> TpuOptions:
     options = TpuOptions(
         project=args.project, zone=args.zone, model_dir=args.model_dir, vocab=args.vocab,
         vocab_size=_vocab_size(args), data={1: args.cc100_data, 2: args.wikipedia_data},
-        stages=_parse_stages(args.stages), size=args.size, subword=args.subword,
-        train_steps=_parse_train_steps(args.train_steps), warmup_steps=args.warmup_steps,
+        stages=_parse_stages(_joined(args.stages, "1,2")), size=args.size,
+        subword=args.subword, train_steps=_parse_train_steps(_joined(args.train_steps, "")),
+        warmup_steps=args.warmup_steps,
         tpu_name=args.tpu_name or default_tpu_name(args.model_dir),
         accelerator_type=accelerator,
         runtime_version=args.runtime_version or default_runtime_version(accelerator),
@@ -1050,11 +1072,26 @@ def _real_client():
     return tpu_v2.TpuClient()  # Application Default Credentials
 
 
+def warmup_warnings(plan: Plan) -> list[str]:
+    """A line for each stage whose ``--warmup-steps`` is clipped to a share of its steps."""
+    from training import configs
+
+    lines = []
+    for stage in plan.stages:
+        warning = configs.warmup_warning(stage.train_steps, plan.options.warmup_steps,
+                                         "--train-steps")
+        if warning:
+            lines.append(f"warning: {stage.label}: {warning}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """``bertjp train tpu ...``; returns the exit code."""
     args = make_parser().parse_args(argv)
     options = options_from_args(args)
     plan = build_plan(options)
+    for line in warmup_warnings(plan):
+        print(line, file=sys.stderr, flush=True)
     if args.dry_run:
         if not args.vocab_size and args.vocab.startswith("gs://"):
             print(f"(vocab size {options.vocab_size} assumed for --subword {options.subword}; "

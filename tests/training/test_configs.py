@@ -103,24 +103,61 @@ def _assert_recipe_trainer(trainer, lr):
         "LayerNorm", "layer_norm", "bias"]
     poly = opt.learning_rate.polynomial
     assert opt.learning_rate.type == "polynomial"
-    assert (poly.initial_learning_rate, poly.decay_steps, poly.end_learning_rate, poly.power,
-            poly.cycle) == (lr, 1_000_000, 0.0, 1.0, False)
+    # the decay starts at the end of the warmup (offset) and reaches 0 at step 1M
+    assert (poly.initial_learning_rate, poly.decay_steps, poly.offset, poly.end_learning_rate,
+            poly.power, poly.cycle) == (lr, 990_000, 10_000, 0.0, 1.0, False)
     assert opt.warmup.type == "polynomial"
     assert (opt.warmup.polynomial.power, opt.warmup.polynomial.warmup_steps) == (1, 10_000)
 
 
-def test_learning_rate_schedule_warms_up_then_decays_to_zero():
-    from official.modeling.optimization import optimizer_factory
+def _applied_rates(config, steps):
+    """The learning rate AdamW applies at each optimizer step, built as Model Garden's
+    trainer builds it (``Task.create_optimizer`` from the experiment's config)."""
+    import tensorflow as tf
+    from official.core import base_task
 
-    config = configs.experiment_config("tiny", 1000, "cc100", "x", train_steps=100,
-                                       warmup_steps=10, learning_rate=1e-3)
-    factory = optimizer_factory.OptimizerFactory(config.trainer.optimizer_config)
-    schedule = factory.build_learning_rate()
-    rates = [float(schedule(step)) for step in (1, 5, 10, 55, 100)]
-    # Model Garden's warmup climbs linearly to the decayed rate at the end of warmup
-    # (1e-3 x 90/100), then the linear decay reaches 0 at train_steps.
-    assert rates[:4] == pytest.approx([0.09e-3, 0.45e-3, 0.9e-3, 0.45e-3], rel=1e-3)
-    assert rates[4] == pytest.approx(0.0, abs=1e-9)
+    optimizer = base_task.Task.create_optimizer(config.trainer.optimizer_config,
+                                                config.runtime)
+    rates = {}
+    for step in steps:
+        optimizer.iterations.assign(step)
+        rates[step] = float(optimizer._decayed_lr(tf.float32))  # noqa: SLF001
+    return rates
+
+
+@pytest.mark.parametrize("train_steps, warmup_steps, warmup_used", [
+    (100, 10_000, 10),  # fewer steps than the default warmup
+    (2000, 10_000, 200),  # the README's local example
+    (4000, 2000, 400),  # steps = 2 x warmup
+    (30, 3, 3),  # the demo
+    (1_000_000, 10_000, 10_000),  # the recipe
+    (5, 10, 0),  # too short for a warmup: the peak at step 0
+])
+def test_learning_rate_rises_to_the_peak_then_decays_to_zero(train_steps, warmup_steps,
+                                                             warmup_used):
+    peak = 1e-3
+    config = configs.experiment_config("tiny", 1000, "cc100", "x", train_steps=train_steps,
+                                       warmup_steps=warmup_steps, learning_rate=peak)
+    assert configs.warmup_steps_used(train_steps, warmup_steps) == warmup_used
+    samples = sorted({*range(0, train_steps + 1, max(1, train_steps // 200)),
+                      *range(max(0, warmup_used - 2), warmup_used + 3), train_steps - 1,
+                      train_steps})
+    samples = [s for s in samples if s <= train_steps]
+    rates = _applied_rates(config, samples)
+    assert rates[warmup_used] == pytest.approx(peak, rel=1e-6)
+    assert rates[train_steps] == pytest.approx(0.0, abs=1e-12)
+    during = [rates[s] for s in samples if s < train_steps]
+    assert min(during) > 0, "the learning rate is 0 during the run"
+    assert max(during) == pytest.approx(peak, rel=1e-6)
+    rising = [rates[s] for s in samples if s <= warmup_used]
+    falling = [rates[s] for s in samples if s >= warmup_used]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+    if warmup_used > 1:
+        assert rates[0] == pytest.approx(peak / warmup_used, rel=1e-5)  # linear warmup
+    half = warmup_used + (train_steps - warmup_used) // 2
+    if half in rates:  # linear decay: half the peak halfway from the warmup's end
+        expected = peak * (train_steps - half) / (train_steps - warmup_used)
+        assert rates[half] == pytest.approx(expected, rel=1e-5)
 
 
 def test_overrides_and_separate_validation_input():
@@ -135,8 +172,9 @@ def test_overrides_and_separate_validation_input():
             config.task.validation_data.max_predictions_per_seq) == (256, 40)
     assert config.task.init_checkpoint == "gs://b/phase1"
     opt = config.trainer.optimizer_config
-    assert opt.warmup.polynomial.warmup_steps == 500  # capped at train_steps
-    assert opt.learning_rate.polynomial.decay_steps == 500
+    assert opt.warmup.polynomial.warmup_steps == 50  # clipped to 10 % of train_steps
+    assert opt.learning_rate.polynomial.decay_steps == 450
+    assert opt.learning_rate.polynomial.offset == 50
     assert opt.learning_rate.polynomial.initial_learning_rate == 3e-4
     assert config.task.model.encoder.bert.vocab_size == 7027
 

@@ -301,6 +301,26 @@ def test_bertjp_command_reports_the_error_in_one_line(trained, tmp_path, capsys)
     assert not (tmp_path / "a").exists()  # nothing is written before the weights fit
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_every_output_file_follows_the_umask(trained, tmp_path, umask):
+    """model.safetensors gets the mode a plain open() file gets, as config.json does."""
+    _, model_dir, _ = trained
+    old = os.umask(umask)
+    try:
+        convert.convert(str(model_dir), str(CHAR_VOCAB), str(tmp_path / "out"),
+                        log=lambda _: None)
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    plain = os.stat(tmp_path / "plain").st_mode & 0o777
+    assert plain == 0o666 & ~umask
+    modes = {p.name: os.stat(p).st_mode & 0o777 for p in (tmp_path / "out").iterdir()}
+    assert set(modes) >= {"model.safetensors", "config.json", "vocab.txt",
+                          "tokenizer_config.json"}
+    assert modes == {name: plain for name in modes}
+
+
 def _params(**bert):
     encoder = {"type": "bert", "bert": {"vocab_size": 7027, "hidden_size": 128,
                                         "num_layers": 2, "num_attention_heads": 2,

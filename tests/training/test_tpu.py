@@ -185,8 +185,31 @@ def test_stages_and_train_steps():
     assert [s.train_steps for s in both.stages] == [100, 200]
     assert [s.config.trainer.train_steps for s in both.stages] == [100, 200]
     warmup = both.stages[0].config.trainer.optimizer_config.warmup.polynomial.warmup_steps
-    assert warmup == 100  # capped at the stage's steps
+    assert warmup == 10  # clipped to 10 % of the stage's steps
     assert plan_of("--preflight-only").kinds() == ["preflight", "preflight"]
+
+
+def test_repeated_stage_and_step_flags_add_up():
+    """``--stages 1 --stages 2`` runs both stages; ``--train-steps N --train-steps N2``
+    gives stage 1 N and stage 2 N2 (a repeated flag never silently keeps the last)."""
+    plan = plan_of("--stages", "1", "--stages", "2", "--train-steps", "100",
+                   "--train-steps", "200", "--package", GIT_PACKAGE)
+    assert [s.number for s in plan.stages] == [1, 2]
+    assert [s.train_steps for s in plan.stages] == [100, 200]
+    with pytest.raises(ValueError, match="--train-steps '1,2,3'"):
+        plan_of("--train-steps", "1,2", "--train-steps", "3")
+
+
+def test_a_warmup_longer_than_a_stage_is_clipped_with_a_warning(capsys):
+    assert tpu.main(args("--dry-run", "--package", GIT_PACKAGE, "--train-steps",
+                         "2000,100000")) == 0
+    out, err = capsys.readouterr()
+    assert "and the files gs://bkt/data/cc100-*-of-*.tfrecord.gz matches: exactly" in out
+    assert ("warning: stage 1 (cc100): --warmup-steps 10000 is more than 10 % of "
+            "--train-steps 2000; warming up for 200 steps instead") in err
+    assert "stage 2" not in err  # 10,000 is 10 % of 100,000
+    assert tpu.main(args("--dry-run", "--package", GIT_PACKAGE)) == 0
+    assert "warning" not in capsys.readouterr().err  # the recipe: 10k of 1M steps
 
 
 def test_hosts_runtimes_and_multi_host_plan():
@@ -587,9 +610,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def gcs(tmp_path_factory):
-    """A local Cloud Storage emulator holding one real manifest (seq 128) as both stages'."""
+    """A local Cloud Storage emulator holding one real record set (seq 128, 2 shards) as
+    both stages' (``gs://tb/data/cc100-*`` and ``gs://tb/data/wiki-*``, each with its
+    manifest); yields the local manifest."""
     from apache_beam.internal.gcp import auth
-    from apache_beam.io.filesystems import FileSystems
     from gcp_storage_emulator.server import create_server
 
     from pipelines import pretraining_data
@@ -609,8 +633,7 @@ def gcs(tmp_path_factory):
     auth._Credentials._credentials_init, auth._Credentials._credentials = True, None
     try:
         for name in ("cc100", "wiki"):
-            with FileSystems.create(f"gs://tb/data/{name}.manifest.json") as f:
-                f.write(json.dumps(manifest).encode("utf-8"))
+            upload_records(f"gs://tb/data/{name}", manifest, local_shards(manifest))
         yield manifest
     finally:
         server.stop()
@@ -620,6 +643,34 @@ def gcs(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _upload(path: str, data: bytes) -> None:
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)  # as is: Beam would gzip a .gz path's bytes again
+
+
+def local_shards(manifest: dict) -> list[pathlib.Path]:
+    """The shard files a local run's manifest lists, in order."""
+    return [pathlib.Path(o["path"]) for o in manifest["outputs"] if o["role"] == "shard"]
+
+
+def upload_records(prefix: str, manifest: dict, shards: list[pathlib.Path]) -> dict:
+    """Writes ``PREFIX.manifest.json``: ``manifest`` with its shards renamed to
+    ``PREFIX-SSSSS-of-NNNNN.tfrecord.gz``, and copies ``shards`` (some or all of the
+    local files it lists) to their new names; returns the renamed manifest."""
+    renamed = json.loads(json.dumps(manifest))
+    for output in renamed["outputs"]:
+        if output["role"] == "shard":
+            name = os.path.basename(output["path"])
+            output["path"] = prefix + name[name.index("-"):]
+    for shard in shards:
+        _upload(prefix + shard.name[shard.name.index("-"):], shard.read_bytes())
+    _upload(f"{prefix}.manifest.json", json.dumps(renamed).encode("utf-8"))
+    return renamed
 
 
 def gs_args(*extra):
@@ -649,3 +700,36 @@ def test_preflight_problems_stop_a_run_before_the_vm_exists(gcs):
     with pytest.raises(ValueError, match=r"preflight found \d+ problem.*seq length"):
         executor.run(plan)
     assert client.calls == [] and runner.calls == []
+
+
+def test_preflight_checks_the_files_on_cloud_storage(gcs, capsys):
+    """Stale shards of an earlier run, a truncated shard, a missing one and no shards at
+    all are problems."""
+    shards = local_shards(gcs)
+    upload_records("gs://tb/stale/cc100", gcs, shards)
+    for i in range(3):  # an earlier run with 3 shards: 5 files, the manifest lists 2
+        _upload(f"gs://tb/stale/cc100-0000{i}-of-00003.tfrecord.gz", b"old")
+    upload_records("gs://tb/cut/cc100", gcs, shards)
+    _upload("gs://tb/cut/cc100-00001-of-00002.tfrecord.gz", shards[1].read_bytes()[:1000])
+    upload_records("gs://tb/gone/cc100", gcs, shards[:1])
+    upload_records("gs://tb/empty/cc100", gcs, [])  # the manifest alone
+    runs = {}
+    for name in ("stale", "cut", "gone", "empty"):
+        argv = args("--preflight-only", "--stages", "1", model_dir="gs://tb/models/x",
+                    cc100=f"gs://tb/{name}/cc100")
+        runs[name] = (tpu.main(argv), capsys.readouterr().out)
+    code, out = runs["stale"]
+    assert code == 1 and "stage 1 (cc100): 3 problem(s)" in out
+    for i in range(3):
+        assert (f"problem: files: gs://tb/stale/cc100-0000{i}-of-00003.tfrecord.gz is not in "
+                "gs://tb/stale/cc100.manifest.json") in out
+    code, out = runs["cut"]
+    size = shards[1].stat().st_size
+    assert code == 1 and (f"problem: files: gs://tb/cut/cc100-00001-of-00002.tfrecord.gz has "
+                          f"1,000 bytes, gs://tb/cut/cc100.manifest.json says {size:,}") in out
+    code, out = runs["gone"]
+    assert code == 1 and ("problem: files: 1 of the 2 files gs://tb/gone/cc100.manifest.json "
+                          "lists are not matched: cc100-00001-of-00002.tfrecord.gz") in out
+    code, out = runs["empty"]
+    assert code == 1 and ("problem: --cc100-data gs://tb/empty/cc100-*-of-*.tfrecord.gz "
+                          "matches no files") in out
