@@ -275,3 +275,27 @@ def test_shards_named_one_by_one_may_be_a_subset(corpus_run):
                                      "--output", str(corpus_run / "s.txt"),
                                      "--num-sentences", "5"])
     assert manifest["summary"]["documents"]["out"] == 5
+
+
+VOCAB = ROOT / "tests" / "fixtures" / "reference" / "vocab" / "wordpiece_unidic_lite"
+
+
+def test_pretraining_data_output_folder_gets_a_stem_not_a_hidden_manifest(corpus_run):
+    out = corpus_run / "records"
+    pretraining_data.run(["--input", str(corpus_run / "corpus-*"), "--vocab", str(VOCAB),
+                          "--output", f"{out}/", "--num-shards", "2", "--dupe-factor", "1"])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "pretraining-00000-of-00002.tfrecord.gz", "pretraining-00001-of-00002.tfrecord.gz",
+        "pretraining.dead-letter.jsonl", "pretraining.manifest.json"]
+
+
+def test_pretraining_data_on_blank_lines_is_an_error(tmp_path):
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n" * 50)
+    result = cli("pretraining-data", "--input", blank, "--vocab", VOCAB, "--output",
+                 tmp_path / "p")
+    assert result.returncode == 1
+    assert "no documents in blank.txt (50 lines, all blank); is it a corpus" in result.stderr
+    allowed = cli("pretraining-data", "--input", blank, "--vocab", VOCAB, "--output",
+                  tmp_path / "p", "--allow-empty")
+    assert allowed.returncode == 0 and "warning: no documents" in allowed.stderr
