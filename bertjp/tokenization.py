@@ -30,6 +30,7 @@ import unicodedata
 from typing import Iterable
 
 from bertjp.mecab import MAX_PARSE_CHARS, MecabDictionary, make_tagger, safe_pieces
+from bertjp.vocab_files import read_vocab
 
 __all__ = ["SPECIAL_TOKENS", "JapaneseTokenizer", "load_vocab"]
 
@@ -41,10 +42,9 @@ _Word = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]  # tokens, ids,
 
 
 def load_vocab(path) -> list[str]:
-    """The tokens of a ``vocab.txt``, one per line, in id order (lines are not stripped:
-    the v3 vocabulary's id 15 is a single space)."""
-    with open(path, encoding="utf-8", newline="\n") as f:
-        return [line[:-1] if line.endswith("\n") else line for line in f]
+    """The tokens of a local ``vocab.txt`` (or tokenizer directory), one per line, in id
+    order: :func:`bertjp.vocab_files.read_vocab`."""
+    return read_vocab(str(path))
 
 
 def _lower_except_special(text: str) -> str:

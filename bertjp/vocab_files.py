@@ -22,16 +22,58 @@ import shlex
 from bertjp.alphabet import unidic_lite_alphabet
 from bertjp.mecab import MecabDictionary
 
-__all__ = ["NUM_UNUSED", "TOKENIZER_CONFIG", "TokenizerSettings", "character_vocab",
-           "read_tokenizer_config", "resolve_settings", "special_tokens", "tokenizer_files",
+__all__ = ["NUM_UNUSED", "TOKENIZER_CONFIG", "VOCAB_FILE", "TokenizerSettings",
+           "character_vocab", "parse_vocab", "read_tokenizer_config", "read_vocab",
+           "resolve_settings", "special_tokens", "tokenizer_files", "vocab_file_path",
            "write_tokenizer_dir"]
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
+VOCAB_FILE = "vocab.txt"
 _SUBWORDS = ("wordpiece", "character")
 _PACKAGED_NAMES = {"unidic_lite": "unidic-lite", "ipadic": "ipadic"}
 
 NUM_UNUSED = 10
 _MECAB_DIC = {"unidic-lite": "unidic_lite", "unidic_lite": "unidic_lite", "ipadic": "ipadic"}
+
+
+def vocab_file_path(path: str) -> str:
+    """A ``--vocab`` value's file: the path itself when it ends in ``.txt``, else
+    ``PATH/vocab.txt`` (a tokenizer directory, local or ``gs://``)."""
+    path = str(path)
+    return path if path.endswith(".txt") else path.rstrip("/") + "/" + VOCAB_FILE
+
+
+def parse_vocab(data: bytes | str) -> list[str]:
+    """The tokens of a ``vocab.txt``, one per line, in id order. Lines are split on
+    ``\\n`` only and not stripped (the v3 vocabulary's id 15 is a single space); a final
+    newline ends the last token, it does not add an empty one."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    tokens = text.split("\n")
+    if text.endswith("\n"):
+        tokens.pop()
+    return tokens
+
+
+def read_vocab(path: str, open_binary=None) -> list[str]:
+    """The tokens of ``path`` (a ``vocab.txt`` or a tokenizer directory: see
+    :func:`vocab_file_path`), the one reader of vocabulary files.
+
+    Args:
+      path: the file or directory.
+      open_binary: ``f(path)`` returning a binary file (a context manager); the
+        built-in ``open`` by default. Callers pass Beam's ``FileSystems.open`` or
+        ``tf.io.gfile.GFile`` for ``gs://``.
+
+    Raises:
+      FileNotFoundError: naming the file, when it does not exist.
+    """
+    file_path = vocab_file_path(path)
+    opener = open_binary or (lambda p: open(p, "rb"))  # noqa: SIM115 - closed by the with
+    try:
+        with opener(file_path) as f:
+            return parse_vocab(f.read())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no vocabulary file at {file_path}") from None
 
 
 def special_tokens(num_unused: int = NUM_UNUSED) -> list[str]:
