@@ -13,6 +13,9 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
+from bertjp import defaults
+from bertjp.vocab_files import read_vocab
+
 if TYPE_CHECKING:  # pragma: no cover
     from official.core.config_definitions import ExperimentConfig
 
@@ -32,13 +35,14 @@ __all__ = [
     "size_names",
     "to_yaml",
     "vocab_size_of",
+    "vocab_tokens",
     "warmup_steps_used",
     "warmup_warning",
 ]
 
 BASE_EXPERIMENT = "bert/pretraining"
 EXPERIMENT_PREFIX = "bertjp"
-MAX_POSITION_EMBEDDINGS = 512
+MAX_POSITION_EMBEDDINGS = defaults.MAX_POSITION_EMBEDDINGS
 SUBWORD_VOCAB_SIZES = {"wordpiece": 32768, "character": 7027}  # the released v3 vocabularies
 MAX_WARMUP_FRACTION = 0.1  # warmup steps are clipped to this share of a stage's steps
 DEFAULT_WARMUP_STEPS = 10_000
@@ -77,8 +81,14 @@ class DataSpec:
 
 
 DATA: dict[str, DataSpec] = {
-    "cc100": DataSpec(seq_length=128, max_predictions_per_seq=19, global_batch_size=2048),
-    "wikipedia": DataSpec(seq_length=512, max_predictions_per_seq=76, global_batch_size=512),
+    # The records of pretraining-data --preset v3-cc100 / v3-wikipedia (one source).
+    "cc100": DataSpec(seq_length=defaults.PRESETS["v3-cc100"].max_seq_length,
+                      max_predictions_per_seq=defaults.PRESETS["v3-cc100"].max_predictions_per_seq,
+                      global_batch_size=2048),
+    "wikipedia": DataSpec(
+        seq_length=defaults.PRESETS["v3-wikipedia"].max_seq_length,
+        max_predictions_per_seq=defaults.PRESETS["v3-wikipedia"].max_predictions_per_seq,
+        global_batch_size=512),
 }
 
 _GRID_LAYERS = (2, 4, 6, 8, 10, 12)
@@ -128,40 +138,25 @@ def default_learning_rate(size: str) -> float:
     return 5e-5 if model_size(size) == _LARGE else 1e-4
 
 
-def _vocab_file(vocab_dir: str) -> str:
-    path = str(vocab_dir)
-    if path.endswith(".txt"):
-        return path
-    return path.rstrip("/") + "/vocab.txt"
-
-
-def read_vocab_text(vocab_dir: str) -> str:
-    """Text of ``vocab_dir/vocab.txt`` (or of ``vocab_dir`` when it is the file itself).
-
-    Local paths are read with ``open``; ``gs://`` paths through ``tf.io.gfile``.
-
-    Raises:
-      FileNotFoundError: when the vocabulary file does not exist.
-    """
-    path = _vocab_file(vocab_dir)
+def _open_binary(path: str):
+    """A binary file: local with ``open``, ``gs://`` through ``tf.io.gfile``."""
     if path.startswith("gs://"):
         import tensorflow as tf
 
         if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"no vocabulary file at {path}")
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read().decode("utf-8")
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no vocabulary file at {path}") from None
+            raise FileNotFoundError(path)
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")  # noqa: SIM115 - the caller's with closes it
 
 
 def vocab_tokens(vocab_dir: str) -> list[str]:
-    """Tokens of a vocabulary, one per line (as ``bertjp pretraining-data`` reads them)."""
-    text = read_vocab_text(vocab_dir)
-    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+    """Tokens of ``vocab_dir/vocab.txt`` (or of ``vocab_dir`` when it is the file itself),
+    read by the project's one reader (:func:`bertjp.vocab_files.read_vocab`).
+
+    Raises:
+      FileNotFoundError: when the vocabulary file does not exist.
+    """
+    return read_vocab(str(vocab_dir), _open_binary)
 
 
 def vocab_size_of(vocab_dir: str) -> int:

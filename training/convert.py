@@ -38,6 +38,8 @@ from typing import Callable
 
 import numpy as np
 
+from bertjp.vocab_files import parse_vocab
+
 __all__ = [
     "Architecture",
     "TensorSource",
@@ -210,10 +212,7 @@ def read_vocab_dir(vocab_dir: str) -> tuple[bytes, list[str], dict | None]:
         raise FileNotFoundError(f"no vocab.txt in {vocab_dir}")
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
-    text = data.decode("utf-8")
-    tokens = text.split("\n")
-    if text.endswith("\n"):
-        tokens.pop()
+    tokens = parse_vocab(data)
     config_path = os.path.join(vocab_dir, "tokenizer_config.json")
     config = None
     if tf.io.gfile.exists(config_path):

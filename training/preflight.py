@@ -8,9 +8,9 @@ returns one message per mismatch, each naming both values and the flag that fixe
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
 
+from bertjp import manifest as manifest_lib
+from bertjp.manifest import Manifest, ManifestError, RecordsSpec, records_spec
 from training import configs
 
 __all__ = ["check", "check_or_raise", "describe", "file_problems", "load_manifest",
@@ -18,14 +18,6 @@ __all__ = ["check", "check_or_raise", "describe", "file_problems", "load_manifes
 
 COMPRESSED = "tfrecord_compressed"
 MANIFEST_SUFFIX = ".manifest.json"
-_REQUIRED = (
-    ("config", "instance", "max_seq_length"),
-    ("config", "instance", "max_predictions_per_seq"),
-    ("config", "v2_feature_names"),
-    ("vocab_size",),
-    ("outputs",),
-    ("summary", "instances"),
-)
 
 
 def manifest_path(path: str) -> str:
@@ -35,12 +27,13 @@ def manifest_path(path: str) -> str:
     return path if path.endswith(".json") else path + MANIFEST_SUFFIX
 
 
-def load_manifest(path: str) -> dict:
-    """Reads a pretraining-data manifest from a local or ``gs://`` path (or prefix).
+def load_manifest(path: str) -> Manifest:
+    """Reads a manifest from a local or ``gs://`` path (or records prefix), validated by
+    the schema (:mod:`bertjp.manifest`).
 
     Raises:
       FileNotFoundError: when there is no manifest there.
-      ValueError: when the file is not a JSON object.
+      ValueError: (a ``ManifestError``) when the file is not a manifest, naming the field.
     """
     from apache_beam.io.filesystems import FileSystems
 
@@ -49,41 +42,21 @@ def load_manifest(path: str) -> dict:
         raise FileNotFoundError(f"no manifest at {path} (written by bertjp pretraining-data "
                                 f"as PREFIX{MANIFEST_SUFFIX})")
     with FileSystems.open(path) as f:
-        text = f.read().decode("utf-8")
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"manifest {path} is not valid JSON: {e}") from None
-    if not isinstance(manifest, dict):
-        raise ValueError(f"manifest {path} is not a JSON object")
-    return manifest
+        return manifest_lib.loads(f.read(), path)
 
 
-def _get(manifest: dict, keys: tuple[str, ...]) -> Any:
-    value: Any = manifest
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            raise KeyError(".".join(keys))
-        value = value[key]
-    return value
+def _as_manifest(manifest: Manifest | dict) -> Manifest:
+    """A :class:`Manifest`; a JSON object (e.g. what a job's ``run()`` returns) is validated."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    return manifest_lib.from_json(manifest, "the manifest")
 
 
-def _missing_keys(manifest: dict) -> list[str]:
-    missing = []
-    for keys in _REQUIRED:
-        try:
-            _get(manifest, keys)
-        except KeyError:
-            missing.append(".".join(keys))
-    return missing
-
-
-def shard_paths(manifest: dict) -> list[str]:
+def shard_paths(manifest: Manifest | dict) -> list[str]:
     """Paths of the record shards listed in a manifest (``outputs`` with role ``shard``)."""
-    paths = [o["path"] for o in manifest.get("outputs", []) if o.get("role") == "shard"]
-    if not paths:
-        paths = [s["path"] for s in manifest.get("summary", {}).get("shards", [])]
-    return paths
+    manifest = _as_manifest(manifest)
+    rows = manifest.summary.shards if manifest.summary else None
+    return [o.path for o in manifest.shards()] or [r.path for r in rows or []]
 
 
 def _data_named(seq_length: int, predictions: int | None = None) -> str | None:
@@ -98,8 +71,8 @@ def _data_label(data_config) -> str:
     return f" (data {name!r})" if name else ""
 
 
-def _seq_problem(manifest: dict, data_config) -> list[str]:
-    have = _get(manifest, ("config", "instance", "max_seq_length"))
+def _seq_problem(spec: RecordsSpec, data_config) -> list[str]:
+    have = spec.max_seq_length
     want = data_config.seq_length
     if have == want:
         return []
@@ -113,8 +86,8 @@ def _seq_problem(manifest: dict, data_config) -> list[str]:
             f"{_data_label(data_config)}; {fix}"]
 
 
-def _predictions_problem(manifest: dict, data_config) -> list[str]:
-    have = _get(manifest, ("config", "instance", "max_predictions_per_seq"))
+def _predictions_problem(spec: RecordsSpec, data_config) -> list[str]:
+    have = spec.max_predictions_per_seq
     want = data_config.max_predictions_per_seq
     if have == want:
         return []
@@ -123,8 +96,8 @@ def _predictions_problem(manifest: dict, data_config) -> list[str]:
             f"--max-predictions-per-seq {want} or train with --max-predictions-per-seq {have}"]
 
 
-def _feature_names_problem(manifest: dict, data_config) -> list[str]:
-    have = bool(_get(manifest, ("config", "v2_feature_names")))
+def _feature_names_problem(spec: RecordsSpec, data_config) -> list[str]:
+    have = spec.v2_feature_names
     want = bool(data_config.use_v2_feature_names)
     if have == want:
         return []
@@ -136,13 +109,13 @@ def _feature_names_problem(manifest: dict, data_config) -> list[str]:
             f"{names[want]}; {fix}"]
 
 
-def _compression_problems(manifest: dict, data_config) -> list[str]:
+def _compression_problems(spec: RecordsSpec, data_config) -> list[str]:
     problems = []
     if data_config.file_type != COMPRESSED:
         problems.append(f"compression: the experiment reads file_type "
                         f"{data_config.file_type!r}, the records are gzip TFRecords; set "
                         f"task.train_data.file_type {COMPRESSED}")
-    plain = [p for p in shard_paths(manifest) if not p.endswith(".gz")]
+    plain = [p for p in spec.shard_paths if not p.endswith(".gz")]
     if plain:
         problems.append(f"compression: {len(plain)} shard file(s) are not gzip (.gz), e.g. "
                         f"{plain[0]}; the experiment reads file_type {COMPRESSED}; make the "
@@ -150,12 +123,12 @@ def _compression_problems(manifest: dict, data_config) -> list[str]:
     return problems
 
 
-def _vocab_size_problem(manifest: dict, config) -> list[str]:
-    have = _get(manifest, ("vocab_size",))
+def _vocab_size_problem(spec: RecordsSpec, config) -> list[str]:
+    have = spec.vocab_size
     want = config.task.model.encoder.bert.vocab_size
     if have == want:
         return []
-    subword = _get(manifest, ("config",)).get("subword", "?")
+    subword = spec.subword
     return [f"vocab size: the records were made with a {have}-token vocabulary "
             f"(subword {subword!r}), the experiment's encoder has {want}; train with "
             "--vocab set to the vocabulary the records were made with"]
@@ -167,8 +140,8 @@ def vocab_sha256(vocab_dir: str) -> str:
     return hashlib.sha256("".join(t + "\n" for t in tokens).encode("utf-8")).hexdigest()
 
 
-def _vocab_checksum_problem(manifest: dict, vocab_dir: str | None) -> list[str]:
-    have = manifest.get("vocab_sha256")
+def _vocab_checksum_problem(spec: RecordsSpec, vocab_dir: str | None) -> list[str]:
+    have = spec.vocab_sha256
     if vocab_dir is None or not have:
         return []
     want = vocab_sha256(vocab_dir)
@@ -179,8 +152,8 @@ def _vocab_checksum_problem(manifest: dict, vocab_dir: str | None) -> list[str]:
             "bertjp pretraining-data"]
 
 
-def _shard_count_problem(manifest: dict, num_hosts: int) -> list[str]:
-    count = len(shard_paths(manifest))
+def _shard_count_problem(spec: RecordsSpec, num_hosts: int) -> list[str]:
+    count = len(spec.shard_paths)
     if count >= num_hosts:
         return []
     return [f"shards: the records have {count} shard file(s), fewer than the {num_hosts} "
@@ -188,8 +161,8 @@ def _shard_count_problem(manifest: dict, num_hosts: int) -> list[str]:
             f"{num_hosts} or a multiple of it"]
 
 
-def _instances_problem(manifest: dict) -> list[str]:
-    instances = _get(manifest, ("summary", "instances"))
+def _instances_problem(spec: RecordsSpec) -> list[str]:
+    instances = spec.instances
     if instances > 0:
         return []
     return ["instances: the records hold 0 instances; check the corpus given to "
@@ -207,12 +180,12 @@ def _validation_problem(config) -> list[str]:
             f"{', '.join(differ)}; build the experiment with the same data settings"]
 
 
-def check(manifest: dict, config, num_hosts: int = 1,
+def check(manifest: Manifest | dict, config, num_hosts: int = 1,
           vocab_dir: str | None = None) -> list[str]:
     """Mismatches between a pretraining-data manifest and an experiment config.
 
     Args:
-      manifest: from :func:`load_manifest`.
+      manifest: from :func:`load_manifest` (or its JSON object).
       config: an ``ExperimentConfig`` (e.g. from ``training.configs.experiment_config``).
       num_hosts: hosts that read the records; each needs at least one shard file.
       vocab_dir: when given, its vocab.txt must be the one the records were made with.
@@ -221,25 +194,25 @@ def check(manifest: dict, config, num_hosts: int = 1,
       One message per problem (seq length, predictions, feature names, compression,
       vocab size, vocab checksum, shard count, instances); empty when all is fine.
     """
-    missing = _missing_keys(manifest)
-    if missing:
-        return [f"manifest: missing {', '.join(missing)}; is it a manifest written by "
-                "bertjp pretraining-data?"]
+    try:
+        spec = records_spec(manifest)
+    except ManifestError as err:
+        return [f"manifest: {err}"]
     data_config = config.task.train_data
     return [
-        *_seq_problem(manifest, data_config),
-        *_predictions_problem(manifest, data_config),
-        *_feature_names_problem(manifest, data_config),
-        *_compression_problems(manifest, data_config),
+        *_seq_problem(spec, data_config),
+        *_predictions_problem(spec, data_config),
+        *_feature_names_problem(spec, data_config),
+        *_compression_problems(spec, data_config),
         *_validation_problem(config),
-        *_vocab_size_problem(manifest, config),
-        *_vocab_checksum_problem(manifest, vocab_dir),
-        *_shard_count_problem(manifest, num_hosts),
-        *_instances_problem(manifest),
+        *_vocab_size_problem(spec, config),
+        *_vocab_checksum_problem(spec, vocab_dir),
+        *_shard_count_problem(spec, num_hosts),
+        *_instances_problem(spec),
     ]
 
 
-def check_or_raise(manifest: dict, config, num_hosts: int = 1,
+def check_or_raise(manifest: Manifest | dict, config, num_hosts: int = 1,
                    vocab_dir: str | None = None) -> None:
     """:func:`check`, raising when there are problems.
 
@@ -316,13 +289,10 @@ def file_problems(groups: list[tuple[str, dict, list[str]]], flag: str) -> list[
     return problems
 
 
-def describe(manifest: dict) -> str:
+def describe(manifest: Manifest | dict) -> str:
     """One line about the records: instances, shards, seq, predictions, vocabulary."""
-    config = manifest.get("config", {})
-    instance = config.get("instance", {})
-    instances = manifest.get("summary", {}).get("instances", 0)
-    shards = len(shard_paths(manifest))
-    names = "v2" if config.get("v2_feature_names", True) else "v1"
-    return (f"{instances:,} instances in {shards} shard(s), seq {instance.get('max_seq_length')}, "
-            f"{instance.get('max_predictions_per_seq')} predictions, vocab "
-            f"{manifest.get('vocab_size')} ({config.get('subword', '?')}), {names} feature names")
+    spec = records_spec(manifest)
+    names = "v2" if spec.v2_feature_names else "v1"
+    return (f"{spec.instances:,} instances in {len(spec.shard_paths)} shard(s), seq "
+            f"{spec.max_seq_length}, {spec.max_predictions_per_seq} predictions, vocab "
+            f"{spec.vocab_size} ({spec.subword}), {names} feature names")

@@ -172,7 +172,7 @@ def test_help_lists_the_options(capsys):
 
 
 def _parse(*argv):
-    return local.make_parser().parse_args(["--model-dir", "m", *argv])
+    return local.options_from_args(local.make_parser().parse_args(["--model-dir", "m", *argv]))
 
 
 @pytest.mark.parametrize("argv", [

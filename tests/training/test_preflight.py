@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from bertjp.manifest import to_json
 from pipelines import pretraining_data
 from tests.conftest import REFERENCE
 from training import configs, preflight
@@ -163,7 +164,8 @@ def test_describe(manifest):
 
 def test_load_manifest_from_the_file_or_the_prefix(records, manifest, tmp_path):
     prefix, _ = records
-    assert preflight.load_manifest(f"{prefix}.manifest.json") == json.loads(
+    # load_manifest gives the typed Manifest (bertjp.manifest); to_json is the JSON read.
+    assert to_json(preflight.load_manifest(f"{prefix}.manifest.json")) == json.loads(
         json.dumps(manifest))
     assert preflight.load_manifest(str(prefix)) == preflight.load_manifest(
         f"{prefix}.manifest.json")

@@ -26,6 +26,9 @@ from google.cloud import tpu_v2
 
 from tests.conftest import REFERENCE
 from training import tpu
+from training.tpu import executor as tpu_executor
+from training.tpu import plan as tpu_plan
+from training.tpu import remote as tpu_remote
 
 VOCAB = REFERENCE / "vocab" / "wordpiece_unidic_lite"
 CORPUS = REFERENCE / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz"
@@ -87,7 +90,7 @@ def test_create_request_for_a_v3_8(default_plan):
     assert not req.node.scheduling_config.spot and not req.node.scheduling_config.preemptible
     assert req.node.network_config.enable_external_ips
     assert req.node.network_config.network == "" and req.node.network_config.subnetwork == ""
-    assert list(req.node.service_account.scope) == [tpu.CLOUD_PLATFORM]
+    assert list(req.node.service_account.scope) == [tpu_plan.CLOUD_PLATFORM]
     [wait] = default_plan.find("wait")
     assert wait.request.name == NODE
     [delete] = default_plan.find("delete")
@@ -131,7 +134,7 @@ def test_package_is_built_uploaded_and_installed_on_every_worker(default_plan):
     assert tokens[pip - 3:pip] == ["pip", "install", "-q"]
     assert tokens[pip + 1:pip + 3] == ["-c", "bertjp/constraints.txt"]
     assert tokens[tokens.index("uninstall") + 3] == "tensorflow"
-    assert tpu.TENSORFLOW_TPU in tokens
+    assert tpu_remote.TENSORFLOW_TPU in tokens
     assert tokens[-3:-1] == ["bertjp-venv/bin/python", "-c"]  # the final check imports both
 
 
@@ -368,10 +371,10 @@ def test_remote_scripts_run_under_bash_with_hostile_names(tmp_path):
         time.sleep(0.1)
     assert rc_file.read_text().strip() == "3"
     argv = (home / "train.argv").read_bytes().decode().split("\0")[:-1]
-    assert argv == tpu.train_argv(stage)[1:]
+    assert argv == tpu_remote.train_argv(stage)[1:]
     assert (home / "bertjp" / "stage1-cc100.yaml").read_text() == stage.config_yaml
     for _ in range(100):  # the launcher shell exits just after writing the exit code
-        status = tpu.parse_poll_output(_bash(tpu.poll_command(stage, 0), env, elsewhere))
+        status = tpu.parse_poll_output(_bash(tpu_remote.poll_command(stage, 0), env, elsewhere))
         if not status.alive:
             break
         time.sleep(0.1)
@@ -379,7 +382,8 @@ def test_remote_scripts_run_under_bash_with_hostile_names(tmp_path):
     assert status.log == ["train | step: 100 | loss 7.5", "train | step: 200 | loss 7.1"]
     gcloud = (home / "gcloud.argv").read_bytes().decode().split("\0")[:-1]
     assert gcloud == ["storage", "cat", f"{model_dir}/stage1-cc100/checkpoint"]
-    assert tpu.parse_poll_output(_bash(tpu.poll_command(stage, 2), env, elsewhere)).log == []
+    assert tpu.parse_poll_output(
+        _bash(tpu_remote.poll_command(stage, 2), env, elsewhere)).log == []
     leaked = [p for p in tmp_path.rglob("*") if p.name in ("p1", "p2", "p3", "p4", "z")]
     assert leaked == []
 
@@ -515,7 +519,7 @@ def test_executor_runs_both_stages_and_deletes_the_vm(small_plan):
     assert run.client.calls == [("create", NODE), ("get", NODE), ("get", NODE),
                                 ("delete", NODE)]
     assert run.client.nodes == {}
-    assert run.sleeps == [tpu.READY_POLL_S, 7.0]
+    assert run.sleeps == [tpu_executor.READY_POLL_S, 7.0]
     assert "[cc100] train | step: 1000 | loss 6.2" in run.text
     assert "[cc100] latest checkpoint: step 500 of 1,000" in run.text
     assert "[cc100] latest checkpoint: step 1,000 of 1,000" in run.text
