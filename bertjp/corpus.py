@@ -12,6 +12,7 @@ import dataclasses
 import random
 from typing import Iterable, Iterator, Sequence
 
+from bertjp.defaults import EXCERPT_CHARS
 from bertjp.streams import LineTooLong
 from bertjp.text import normalize_cc100_line
 
@@ -103,7 +104,7 @@ def group_cc100_documents(
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             detail = f"{err.reason} at byte {err.start}"
-            yield BadLine(lineno, "invalid_utf8", detail, raw[:200])
+            yield BadLine(lineno, "invalid_utf8", detail, raw[:EXCERPT_CHARS])
             continue
         parts = text.removesuffix("\r").split("\r") if "\r" in text else (text,)
         for part in parts:

@@ -20,6 +20,7 @@ import dataclasses
 import random
 from typing import Callable, Iterator, Sequence
 
+from bertjp.defaults import REFERENCE_SCRIPT
 from bertjp.sharding import stable_key
 
 __all__ = [
@@ -39,7 +40,9 @@ Document = Sequence[Sequence[int]]  # sentences of token codes
 
 @dataclasses.dataclass(frozen=True)
 class InstanceConfig:
-    """The reference's flags (defaults of its README's CC-100 run).
+    """The reference's flags, with the reference script's defaults
+    (:data:`bertjp.defaults.REFERENCE_SCRIPT`; the v3 recipe's stages are
+    :data:`bertjp.defaults.PRESETS`).
 
     Attributes:
       max_seq_length: tokens per instance, ``[CLS]``/``[SEP]`` included.
@@ -53,10 +56,10 @@ class InstanceConfig:
         uniform order, the same distribution of masks, about 5x fewer draws.
     """
 
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 19
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
+    max_seq_length: int = REFERENCE_SCRIPT.max_seq_length
+    max_predictions_per_seq: int = REFERENCE_SCRIPT.max_predictions_per_seq
+    masked_lm_prob: float = REFERENCE_SCRIPT.masked_lm_prob
+    short_seq_prob: float = REFERENCE_SCRIPT.short_seq_prob
     do_whole_word_mask: bool = True
     reference_shuffle: bool = False
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import posixpath
 import re
 
+from bertjp.manifest import Manifest, OutputFile
+
 __all__ = [
     "MANIFEST_SUFFIX",
     "SHARD_SUFFIXES",
@@ -21,6 +23,7 @@ __all__ = [
     "has_glob",
     "manifest_problems",
     "manifest_shards",
+    "shard_problems",
     "prefix_of_shard",
     "shard_glob",
     "stale_outputs",
@@ -72,23 +75,24 @@ def stale_outputs(existing, expected) -> list[str]:
     return sorted(p for p in existing if prefix_of_shard(p) is not None and p not in expected)
 
 
-def manifest_shards(manifest: dict) -> dict[str, int | None]:
-    """``{basename: bytes}`` of the shard files a manifest lists (``None`` when the
-    manifest has no size for one)."""
-    shards = {}
-    for output in manifest.get("outputs", []) or []:
-        if isinstance(output, dict) and output.get("role") == "shard" and "path" in output:
-            shards[posixpath.basename(output["path"])] = output.get("bytes")
-    return shards
+def manifest_shards(manifest: Manifest) -> dict[str, int]:
+    """``{basename: bytes}`` of the shard files a manifest lists."""
+    return {posixpath.basename(o.path): o.bytes for o in manifest.shards()}
 
 
-def manifest_problems(matched: dict[str, int], manifest: dict, manifest_path: str,
+def manifest_problems(matched: dict[str, int], manifest: Manifest, manifest_path: str,
                       subset: bool = False) -> list[str]:
-    """How the files a reader matched differ from those its manifest lists.
+    """:func:`shard_problems` against the shards ``manifest`` lists."""
+    return shard_problems(matched, manifest.shards(), manifest_path, subset)
+
+
+def shard_problems(matched: dict[str, int], shards: list[OutputFile], manifest_path: str,
+                   subset: bool = False) -> list[str]:
+    """How the files a reader matched differ from the shards a manifest lists.
 
     Args:
       matched: ``{path: size in bytes}`` of the files matched under one prefix.
-      manifest: that prefix's manifest.
+      shards: the shards that prefix's manifest lists.
       manifest_path: where it was read (named in the messages).
       subset: the files were named one by one (no glob), so listed files that were
         not named are not missing.
@@ -98,7 +102,7 @@ def manifest_problems(matched: dict[str, int], manifest: dict, manifest_path: st
       or a stranger's), a listed file that was not matched (missing), a size that
       differs (truncated or rewritten). Empty when they agree.
     """
-    listed = manifest_shards(manifest)
+    listed = {posixpath.basename(o.path): o.bytes for o in shards}
     if not listed:
         return []
     by_name = {posixpath.basename(p): (p, size) for p, size in matched.items()}
@@ -109,7 +113,7 @@ def manifest_problems(matched: dict[str, int], manifest: dict, manifest_path: st
     for name in sorted(set(listed) & set(by_name)):
         path, size = by_name[name]
         want = listed[name]
-        if want is not None and size != want:
+        if size != want:
             problems.append(f"{path} has {size:,} bytes, {manifest_path} says {want:,} "
                             "(truncated or rewritten: rerun the job that wrote it)")
     missing = [] if subset else sorted(set(listed) - set(by_name))
@@ -127,7 +131,7 @@ def check_matched_files(matched: dict[str, int], load_manifest,
 
     Args:
       matched: ``{path: size in bytes}`` of every file the reader's patterns matched.
-      load_manifest: ``f(path) -> dict | None``: the manifest at ``path``, ``None``
+      load_manifest: ``f(path) -> Manifest | None``: the manifest at ``path``, ``None``
         when there is none (the caller's I/O: local or ``gs://``).
       named: the paths that were given literally, not matched by a glob: a prefix
         whose files were all named may be a deliberate subset of the manifest's.

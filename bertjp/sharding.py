@@ -22,6 +22,8 @@ import hashlib
 import itertools
 from typing import Mapping
 
+from bertjp.defaults import CHUNK_BYTES
+
 __all__ = [
     "BIN_BITS",
     "KEY_BITS",
@@ -104,7 +106,7 @@ class ShardPlan:
 
 
 def plan_shards(
-    bin_sizes: Mapping[int, int], num_shards: int, chunk_bytes: int = 16 << 20
+    bin_sizes: Mapping[int, int], num_shards: int, chunk_bytes: int = CHUNK_BYTES
 ) -> ShardPlan:
     """Cuts the key space into ``num_shards`` shards of nearly equal size.
 

@@ -18,6 +18,8 @@ import lzma
 import zlib
 from typing import BinaryIO, Iterator
 
+from bertjp.defaults import EXCERPT_CHARS, MAX_LINE_BYTES
+
 __all__ = [
     "CorruptInputError",
     "HashingReader",
@@ -124,7 +126,7 @@ def open_decompressed(raw: BinaryIO, path: str) -> tuple[BinaryIO, HashingReader
 
 
 def iter_lines(
-    stream: BinaryIO, path: str, max_line_bytes: int = 64 << 20
+    stream: BinaryIO, path: str, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[tuple[int, bytes | LineTooLong]]:
     """Yields ``(line_number, line)`` for every ``\\n``-terminated line of ``stream``.
 
@@ -160,7 +162,7 @@ def _skip_long_line(stream: BinaryIO, first: bytes, limit: int) -> LineTooLong:
     while True:
         chunk = stream.readline(limit + 1)
         if not chunk:
-            return LineTooLong(size, first[:200])
+            return LineTooLong(size, first[:EXCERPT_CHARS])
         if chunk.endswith(b"\n"):
-            return LineTooLong(size + len(chunk) - 1, first[:200])
+            return LineTooLong(size + len(chunk) - 1, first[:EXCERPT_CHARS])
         size += len(chunk)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import sys
 from typing import Iterator
 
-from bertjp.outputs import manifest_problems, manifest_shards
+from bertjp.manifest import (VALIDATE_FIELDS, ManifestError, NotRecordsManifest, RecordsSpec,
+                             records_spec)
+from bertjp.outputs import shard_problems
 from bertjp.records import (FEATURE_NAMES, NotTFRecordError, RecordError, decode_example,
                             iter_records)
 from bertjp.streams import open_decompressed
-from bertjp.tokenization import load_vocab
+from bertjp.vocab_files import read_vocab
 
 
 def _open(path: str):
@@ -126,8 +129,9 @@ def inspect_main(argv: list[str]) -> int:
     matched, empty = _match(patterns)
     if empty:
         raise FileNotFoundError(f"--input {empty[0]!r} matches no file")
-    path = args.vocab if args.vocab.endswith(".txt") else args.vocab.rstrip("/") + "/vocab.txt"
-    vocab = load_vocab(path)
+    from apache_beam.io.filesystems import FileSystems
+
+    vocab = read_vocab(args.vocab, FileSystems.open)
     printed = 0
     for shard in matched:
         if printed >= args.limit:
@@ -183,27 +187,13 @@ def check_record(example: dict, seq: int, preds: int, vocab_size: int) -> list[s
     return problems
 
 
-# The fields of a pretraining-data manifest that validate reads.
-_REQUIRED_FIELDS = ("config.instance.max_seq_length", "config.instance.max_predictions_per_seq",
-                    "vocab_size", "summary.shards")
-
-
-def _missing_field(manifest, dotted: str) -> str | None:
-    """The first missing part of ``dotted`` (``config.instance``...), or ``None``."""
-    value, parts = manifest, dotted.split(".")
-    for i, part in enumerate(parts):
-        if not isinstance(value, dict) or part not in value:
-            return ".".join(parts[:i + 1])
-        value = value[part]
-    return None
-
-
-def load_pretraining_manifest(path: str) -> dict:
-    """The manifest of a ``bertjp pretraining-data`` job at ``path``.
+def load_pretraining_manifest(path: str) -> RecordsSpec:
+    """The records' facts of a ``bertjp pretraining-data`` manifest at ``path``.
 
     Raises:
-      ValueError: ``path`` is not JSON, or not a pretraining-data manifest (the message
-        names the file, the missing field and, when known, the command that wrote it).
+      ValueError: ``path`` cannot be read, is not JSON, or not a pretraining-data
+        manifest (the message names the file, the missing field and, when known, the
+        command that wrote it).
     """
     from apache_beam.io.filesystems import FileSystems
 
@@ -214,40 +204,35 @@ def load_pretraining_manifest(path: str) -> dict:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
         raise ValueError(f"--manifest {path} cannot be read ({reason})") from err
     try:
-        manifest = json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"--manifest {path} is not JSON (line {err.lineno}, column "
                          f"{err.colno}: {err.msg})") from None
-    for field in _REQUIRED_FIELDS:
-        missing = _missing_field(manifest, field)
-        if missing is not None:
-            command = manifest.get("command") if isinstance(manifest, dict) else None
-            written = f", it was written by `bertjp {command}`" if isinstance(command, str) else ""
-            raise ValueError(
-                f"--manifest {path} is not a pretraining-data manifest (it has no "
-                f"{missing!r}{written}): pass the PREFIX.manifest.json that "
-                "`bertjp pretraining-data --output PREFIX` wrote")
-    for n, shard in enumerate(manifest["summary"]["shards"]):
-        if not isinstance(shard, dict) or "path" not in shard or "instances" not in shard:
-            raise ValueError(f"--manifest {path}: summary.shards[{n}] has no 'path' or "
-                             "'instances'")
-    return manifest
+    try:
+        return records_spec(data, path, VALIDATE_FIELDS)
+    except NotRecordsManifest as err:
+        written = f", it was written by `bertjp {err.command}`" if err.command else ""
+        raise ValueError(
+            f"--manifest {path} is not a pretraining-data manifest (it has no "
+            f"{err.missing[0][1]!r}{written}): pass the PREFIX.manifest.json that "
+            "`bertjp pretraining-data --output PREFIX` wrote") from None
+    except ManifestError as err:
+        raise ValueError(f"--manifest {err}") from None
 
 
-def check_shard(path: str, manifest: dict) -> tuple[int, int, list[str]]:
-    """Reads every record of one shard and checks it against ``manifest``.
+def check_shard(path: str, spec: RecordsSpec) -> tuple[int, int, list[str]]:
+    """Reads every record of one shard and checks it against the manifest's ``spec``.
 
     Returns:
       ``(records, masked tokens, problems)``; a file that cannot be read to its end
       (truncated, corrupt, not TFRecord) adds one problem naming the record and byte
       offset, and the counts stop there.
     """
-    instance = manifest["config"]["instance"]
-    seq, preds = instance["max_seq_length"], instance["max_predictions_per_seq"]
+    seq, preds = spec.max_seq_length, spec.max_predictions_per_seq
     problems, count, masked = [], 0, 0
     try:
         for example in _records(path):
-            for problem in check_record(example, seq, preds, manifest["vocab_size"]):
+            for problem in check_record(example, seq, preds, spec.vocab_size):
                 problems.append(f"{path} record {count}: {problem}")
             count += 1
             masked += int(sum(example["masked_lm_weights"][1]))
@@ -272,21 +257,20 @@ def validate_main(argv: list[str]) -> int:
     _add_verbose_argument(parser)
     args = parser.parse_intermixed_args(argv)
     patterns = _patterns(parser, args)
-    manifest = load_pretraining_manifest(args.manifest)
-    instance = manifest["config"]["instance"]
-    seq, preds = instance["max_seq_length"], instance["max_predictions_per_seq"]
-    expected_counts = {s["path"].rsplit("/", 1)[-1]: s["instances"]
-                       for s in manifest["summary"]["shards"]}
-    expected_masked = {s["path"].rsplit("/", 1)[-1]: s["masked_tokens"]
-                       for s in manifest["summary"]["shards"] if "masked_tokens" in s}
+    spec = load_pretraining_manifest(args.manifest)
+    seq, preds = spec.max_seq_length, spec.max_predictions_per_seq
+    expected_counts = {posixpath.basename(r.path): r.instances for r in spec.shard_rows}
+    expected_masked = {posixpath.basename(r.path): r.masked_tokens for r in spec.shard_rows
+                       if r.masked_tokens is not None}
     matched, empty = _match(patterns)
     paths = list(matched)
     errors = [f"--input {pattern!r} matches no file" for pattern in empty]
-    listed = manifest_shards(manifest)
-    errors += manifest_problems(matched, manifest, args.manifest)
+    listed = {posixpath.basename(o.path) for o in spec.shards}
+    if listed:
+        errors += shard_problems(matched, spec.shards, args.manifest)
     total = 0
     for path in paths:
-        count, masked, problems = check_shard(path, manifest)
+        count, masked, problems = check_shard(path, spec)
         errors += problems
         total += count
         name = path.rsplit("/", 1)[-1]
@@ -307,5 +291,5 @@ def validate_main(argv: list[str]) -> int:
         print(f"bertjp validate: {len(errors)} problem(s) in {len(paths)} file(s)", file=sys.stderr)
         return 1
     print(f"bertjp validate: {total:,} records in {len(paths)} file(s) match the manifest "
-          f"(seq {seq}, {preds} predictions, vocabulary {manifest['vocab_size']:,})")
+          f"(seq {seq}, {preds} predictions, vocabulary {spec.vocab_size:,})")
     return 0

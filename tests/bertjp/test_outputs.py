@@ -3,6 +3,7 @@
 import fnmatch
 
 from bertjp import outputs
+from bertjp.manifest import from_json
 
 
 def test_prefix_of_shard_only_accepts_shard_names():
@@ -29,10 +30,15 @@ def test_stale_outputs_are_other_shard_names_of_the_prefix():
     assert outputs.stale_outputs(existing, expected) == existing[:3]
 
 
+def _output(name, role, size):
+    return {"path": f"/old/place/{name}", "role": role, "records": 1, "lines": 1,
+            "bytes": size, "sha256": "0" * 64}
+
+
 def _manifest(*shards):
-    return {"outputs": [{"path": f"/old/place/{name}", "role": "shard", "bytes": size}
-                        for name, size in shards] + [
-        {"path": "/old/place/p.dead-letter.jsonl", "role": "dead_letter", "bytes": 0}]}
+    return from_json({"command": "wiki-corpus", "config": {}, "outputs": [
+        _output(name, "shard", size) for name, size in shards] + [
+        _output("p.dead-letter.jsonl", "dead_letter", 0)]})
 
 
 def test_files_matching_the_manifest_have_no_problem():
