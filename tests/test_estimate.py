@@ -1,4 +1,4 @@
-"""``bertjp estimate`` and the cost model in ``bertjp.costs``."""
+"""``bertjp estimate`` and its cost model (``bertjp_cli.estimate.prices`` and ``.project``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 import bertjp_cli
-from bertjp import costs
 from bertjp_cli import estimate
+from bertjp_cli.estimate import prices, project
 from tests.conftest import CC100, REFERENCE, WIKI_DUMP
 
 VOCAB = REFERENCE / "vocab" / "wordpiece_unidic_lite"
@@ -20,8 +20,8 @@ FAST = ["--sample-mb", "0.3", "--vocab", str(VOCAB)]
 
 def test_projection_by_hand():
     # 1,000 MB at 10 CPU s/MB on 4 × n1-standard-4 (16 cores); output half the input
-    rate = costs.StageRate("job", (costs.Phase("all", 10.0),), output_per_input=0.5)
-    proj = costs.projection([rate], 1000, workers=4, machine="n1-standard-4", disk_gb=50)
+    rate = project.StageRate("job", (project.Phase("all", 10.0),), output_per_input=0.5)
+    proj = project.projection([rate], 1000, workers=4, machine="n1-standard-4", disk_gb=50)
     (stage,) = proj.stages
     core_hours = 10_000 / 3600  # 2.778
     wall = 4 / 60 + core_hours / 16  # start-up + 625 s = 0.2403 h
@@ -38,10 +38,10 @@ def test_projection_by_hand():
 
 
 def test_a_phase_limited_to_one_core_sets_the_wall_time():
-    rates = [costs.StageRate("read", (costs.Phase("read", 3.6, max_parallel=1),
-                                      costs.Phase("work", 3.6)), input_scale=0.5)]
-    proj = costs.projection(rates, 2000, workers=2, machine="n2-standard-8",
-                            startup_minutes=0, core_speed=2.0)
+    rates = [project.StageRate("read", (project.Phase("read", 3.6, max_parallel=1),
+                                        project.Phase("work", 3.6)), input_scale=0.5)]
+    proj = project.projection(rates, 2000, workers=2, machine="n2-standard-8",
+                              startup_minutes=0, core_speed=2.0)
     read, work = proj.stages[0].phases
     # 1,000 MB (input_scale 0.5) × 3.6 s / speed 2 = 0.5 core-hours each
     assert read.core_hours == pytest.approx(0.5) and read.cores == 1
@@ -51,39 +51,40 @@ def test_a_phase_limited_to_one_core_sets_the_wall_time():
 
 
 def test_totals_are_the_sums_of_the_stages_and_ssd_costs_more():
-    rates = [costs.StageRate(n, (costs.Phase("p", s),)) for n, s in (("a", 1.0), ("b", 5.0))]
-    proj = costs.projection(rates, 500, workers=3, machine="e2-standard-4")
+    rates = [project.StageRate(n, (project.Phase("p", s),))
+             for n, s in (("a", 1.0), ("b", 5.0))]
+    proj = project.projection(rates, 500, workers=3, machine="e2-standard-4")
     assert proj.wall_hours == pytest.approx(sum(s.wall_hours for s in proj.stages))
     assert proj.cost.total == pytest.approx(sum(s.cost.total for s in proj.stages))
     assert proj.to_dict()["totals"]["worker_hours"] == pytest.approx(proj.worker_hours)
-    ssd = costs.projection(rates, 500, workers=3, machine="e2-standard-4", ssd=True)
+    ssd = project.projection(rates, 500, workers=3, machine="e2-standard-4", ssd=True)
     assert ssd.cost.disk == pytest.approx(proj.cost.disk * 0.000298 / 0.000054)
 
 
 def test_machine_types():
     for name in ("n1-standard-1", "n1-standard-32", "n1-highmem-16", "n2-standard-32",
                  "n2-highmem-2", "e2-standard-16", "c2-standard-30"):
-        assert name in costs.MACHINE_TYPES
-    assert costs.machine_type("n1-standard-4") == costs.MachineType("n1-standard-4", 4, 15.0)
-    assert costs.machine_type("n2-highmem-16").memory_gb == 128
-    assert costs.machine_type("c2-standard-30").memory_gb == 120
+        assert name in prices.MACHINE_TYPES
+    assert prices.machine_type("n1-standard-4") == prices.MachineType("n1-standard-4", 4, 15.0)
+    assert prices.machine_type("n2-highmem-16").memory_gb == 128
+    assert prices.machine_type("c2-standard-30").memory_gb == 120
 
 
 def test_unknown_machine_type_lists_valid_ones():
     with pytest.raises(ValueError) as err:
-        costs.machine_type("n1-standard-3")
+        prices.machine_type("n1-standard-3")
     message = str(err.value)
     assert "unknown machine type 'n1-standard-3'" in message
     assert "n1-standard-4" in message and "n2-highmem-{2,4,8,16}" in message
 
 
 def test_memory_warning_under_1_gb_per_vcpu():
-    assert costs.memory_warning(costs.machine_type("n1-standard-4")) is None
-    assert "0.90 GB per vCPU" in costs.memory_warning(costs.machine_type("n1-highcpu-8"))
+    assert prices.memory_warning(prices.machine_type("n1-standard-4")) is None
+    assert "0.90 GB per vCPU" in prices.memory_warning(prices.machine_type("n1-highcpu-8"))
 
 
 def test_prices_are_the_stated_list_prices():
-    p = costs.DATAFLOW_BATCH_US_CENTRAL1
+    p = prices.DATAFLOW_BATCH_US_CENTRAL1
     assert (p.vcpu_hour, p.memory_gb_hour, p.pd_standard_gb_hour, p.pd_ssd_gb_hour,
             p.shuffle_gb) == (0.056, 0.003557, 0.000054, 0.000298, 0.011)
     assert p.region == "us-central1" and p.source.startswith("https://cloud.google.com/")

@@ -1,8 +1,9 @@
-"""What a job costs on Dataflow: machine types, list prices and the projection of rates.
+"""Projections: measured rates onto the whole input and a Dataflow cluster.
 
-Pure (no I/O, no Beam): ``bertjp estimate`` measures how many CPU seconds each
-phase of a stage needs per MB on one core, and :func:`projection` turns those
-rates into core-hours, wall time, worker-hours and US dollars for a cluster.
+``bertjp estimate`` measures how many CPU seconds each phase of a stage needs per
+MB on one core (:mod:`bertjp_cli.estimate.measure`); :func:`stage_rates` turns the
+measurement into :class:`StageRate` s and :func:`projection` turns those into
+core-hours, wall time, worker-hours and US dollars for a cluster.
 
 The model, per stage (one Dataflow job each, run one after another):
 
@@ -16,146 +17,39 @@ The model, per stage (one Dataflow job each, run one after another):
   phases' wall times; every worker is billed for the whole wall time (a fixed
   ``--num_workers``; autoscaling makes the narrow phases cheaper);
 * cost = worker-hours × (vCPUs × vCPU price + memory GB × memory price + disk GB
-  × disk price) + shuffled GB × the Dataflow Shuffle price.
+  × disk price) + shuffled GB × the Dataflow Shuffle price (:mod:`.prices`).
 
-Sizes are in MB = 10**6 bytes and GB = 10**9 bytes.
+Sizes are in MB = 10**6 bytes and GB = 10**9 bytes. Everything above
+:func:`stage_rates` is pure (no I/O, no Beam).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+from bertjp_cli.estimate.prices import DATAFLOW_BATCH_US_CENTRAL1, MachineType, Prices, machine_type
+from bertjp_cli.estimate.sample import MB
+
+if TYPE_CHECKING:
+    from bertjp_cli.estimate.measure import Measured
 
 __all__ = [
-    "DATAFLOW_BATCH_US_CENTRAL1",
-    "MACHINE_TYPES",
+    "STARTUP_MINUTES",
     "Cost",
-    "MachineType",
     "Phase",
     "PhaseProjection",
-    "Prices",
     "Projection",
     "StageProjection",
     "StageRate",
-    "machine_type",
-    "memory_warning",
     "projection",
+    "stage_details",
+    "stage_rates",
 ]
 
-PRICES_DATE = "2026-11-22"
-PRICES_SOURCE = "https://cloud.google.com/dataflow/pricing"
 STARTUP_MINUTES = 4.0
 """Minutes from submission until workers process data (VM boot, SDK container,
 ``--setup_file`` install); typical for a Python batch job, not measured."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Prices:
-    """Dataflow batch list prices in USD, region us-central1.
-
-    The defaults are the Dataflow pricing page's (https://cloud.google.com/dataflow/pricing)
-    long-standing us-central1 list prices for batch workers and service-based
-    Dataflow Shuffle, written down on 2026-11-22 on a machine without network
-    access: **list prices to be checked** against the page before a budget is set.
-    No discounts are applied (committed use, Shuffle volume tiers, FlexRS), so the
-    figures are an upper bound for this region; other regions cost more or less.
-
-    Attributes:
-      vcpu_hour: one worker vCPU for an hour (batch).
-      memory_gb_hour: one GB of worker memory for an hour (batch).
-      pd_standard_gb_hour: one GB of standard persistent disk for an hour.
-      pd_ssd_gb_hour: one GB of SSD persistent disk for an hour.
-      shuffle_gb: one GB of data processed by Dataflow Shuffle (batch).
-      region: the region of these prices.
-      date: when they were written down.
-      source: where they come from.
-    """
-
-    vcpu_hour: float = 0.056
-    memory_gb_hour: float = 0.003557
-    pd_standard_gb_hour: float = 0.000054
-    pd_ssd_gb_hour: float = 0.000298
-    shuffle_gb: float = 0.011
-    region: str = "us-central1"
-    date: str = PRICES_DATE
-    source: str = PRICES_SOURCE
-
-
-DATAFLOW_BATCH_US_CENTRAL1 = Prices()
-
-
-@dataclasses.dataclass(frozen=True)
-class MachineType:
-    """A Compute Engine machine type.
-
-    Attributes:
-      name: e.g. ``n1-standard-4``.
-      vcpus: virtual CPUs; Dataflow runs one Python SDK process per vCPU.
-      memory_gb: memory in GB.
-    """
-
-    name: str
-    vcpus: int
-    memory_gb: float
-
-    @property
-    def memory_per_vcpu(self) -> float:
-        """GB of memory per vCPU, i.e. per SDK process."""
-        return self.memory_gb / self.vcpus
-
-
-# family -> (GB per vCPU, vCPU counts)
-_FAMILIES = {
-    "n1-standard": (3.75, (1, 2, 4, 8, 16, 32)),
-    "n1-highmem": (6.5, (2, 4, 8, 16)),
-    "n1-highcpu": (0.9, (2, 4, 8, 16, 32)),
-    "n2-standard": (4.0, (2, 4, 8, 16, 32)),
-    "n2-highmem": (8.0, (2, 4, 8, 16)),
-    "n2-highcpu": (1.0, (2, 4, 8, 16, 32)),
-    "e2-standard": (4.0, (2, 4, 8, 16)),
-    "e2-highcpu": (1.0, (2, 4, 8, 16)),
-    "c2-standard": (4.0, (4, 8, 16, 30)),
-}
-
-MACHINE_TYPES: dict[str, MachineType] = {
-    f"{family}-{n}": MachineType(f"{family}-{n}", n, round(per_vcpu * n, 2))
-    for family, (per_vcpu, counts) in _FAMILIES.items()
-    for n in counts
-}
-"""The machine types the estimate knows, by name."""
-
-
-def _known_types() -> str:
-    return ", ".join(f"{family}-{{{','.join(map(str, counts))}}}"
-                     for family, (_, counts) in _FAMILIES.items())
-
-
-def machine_type(name: str) -> MachineType:
-    """The machine type called ``name``.
-
-    Raises:
-      ValueError: an unknown name; the message suggests close names and lists the
-        known ones.
-    """
-    try:
-        return MACHINE_TYPES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, MACHINE_TYPES, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown machine type {name!r}{hint}; known types: "
-                         f"{_known_types()}") from None
-
-
-def memory_warning(machine: MachineType, min_gb_per_vcpu: float = 1.0) -> str | None:
-    """A warning when each SDK process would get less than ``min_gb_per_vcpu`` GB."""
-    if machine.memory_per_vcpu >= min_gb_per_vcpu:
-        return None
-    return (f"{machine.name} has {machine.memory_per_vcpu:.2f} GB per vCPU: Dataflow runs one "
-            "SDK process per vCPU, and each maps the ~250 MB MeCab dictionary and holds a "
-            "16 MB write chunk and a bucket of documents (~0.4-0.55 GB peak each, README "
-            "benchmarks); choose a machine with at least "
-            f"{min_gb_per_vcpu:g} GB per vCPU (e.g. n1-standard or n2-standard)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +111,7 @@ class Cost:
 
     @property
     def total(self) -> float:
+        """The sum of the resources."""
         return self.vcpu + self.memory + self.disk + self.shuffle
 
     def __add__(self, other: "Cost") -> "Cost":
@@ -224,6 +119,7 @@ class Cost:
                     self.disk + other.disk, self.shuffle + other.shuffle)
 
     def to_dict(self) -> dict:
+        """The cost as a JSON-ready dict, with its total."""
         return {**dataclasses.asdict(self), "total": self.total}
 
 
@@ -252,6 +148,7 @@ class StageProjection:
     cost: Cost
 
     def to_dict(self) -> dict:
+        """The stage as a JSON-ready dict."""
         data = dataclasses.asdict(self)
         data["cost"] = self.cost.to_dict()
         return data
@@ -272,25 +169,31 @@ class Projection:
 
     @property
     def cores(self) -> int:
+        """SDK processes of the cluster: one per vCPU."""
         return self.workers * self.machine.vcpus
 
     @property
     def core_hours(self) -> float:
+        """Core-hours of every stage."""
         return sum(s.core_hours for s in self.stages)
 
     @property
     def wall_hours(self) -> float:
+        """Wall hours of the stages, run one after another."""
         return sum(s.wall_hours for s in self.stages)
 
     @property
     def worker_hours(self) -> float:
+        """Worker-hours of every stage."""
         return sum(s.worker_hours for s in self.stages)
 
     @property
     def cost(self) -> Cost:
+        """The cost of every stage."""
         return sum((s.cost for s in self.stages), Cost())
 
     def to_dict(self) -> dict:
+        """Cluster, stages, totals, prices, start-up and core speed, JSON-ready."""
         return {
             "cluster": {"workers": self.workers, "machine_type": dataclasses.asdict(self.machine),
                         "sdk_processes": self.cores, "disk_gb": self.disk_gb,
@@ -306,6 +209,7 @@ class Projection:
 
 def _project_phase(phase: Phase, input_mb: float, cores: int,
                    core_speed: float) -> PhaseProjection:
+    """A phase at full scale on ``cores`` cores (or as many as it can use)."""
     core_hours = phase.seconds_per_mb * input_mb / core_speed / 3600
     usable = cores if phase.max_parallel is None else min(cores, phase.max_parallel)
     return PhaseProjection(phase.name, core_hours, usable, core_hours / usable)
@@ -313,6 +217,7 @@ def _project_phase(phase: Phase, input_mb: float, cores: int,
 
 def _stage_cost(worker_hours: float, shuffle_gb: float, machine: MachineType,
                 disk_gb: float, ssd: bool, prices: Prices) -> Cost:
+    """What a stage's worker-hours and shuffle cost."""
     disk_price = prices.pd_ssd_gb_hour if ssd else prices.pd_standard_gb_hour
     return Cost(vcpu=worker_hours * machine.vcpus * prices.vcpu_hour,
                 memory=worker_hours * machine.memory_gb * prices.memory_gb_hour,
@@ -322,6 +227,7 @@ def _stage_cost(worker_hours: float, shuffle_gb: float, machine: MachineType,
 
 def _project_stage(rate: StageRate, input_mb: float, workers: int, machine: MachineType,
                    options: dict) -> StageProjection:
+    """A stage at full scale: its phases one after another after the start-up."""
     stage_mb = input_mb * rate.input_scale
     cores = workers * machine.vcpus
     phases = tuple(_project_phase(p, stage_mb, cores, options["core_speed"])
@@ -379,3 +285,83 @@ def projection(
     stages = tuple(_project_stage(r, input_mb, workers, machine, options) for r in rates)
     return Projection(stages, machine, workers, disk_gb, ssd, prices, startup_minutes,
                       core_speed)
+
+
+# ----------------------------------------------------------------------------- from the sample
+
+
+def _phases(seconds: dict, sample_mb: float, limits: dict) -> tuple[Phase, ...]:
+    """The measured phases, at the CPU seconds they took on ``sample_mb``.
+
+    ``limits`` orders them and gives each the most cores it can use (``None``: all).
+    """
+    return tuple(Phase(name, seconds[name] / sample_mb, cores)
+                 for name, cores in limits.items() if name in seconds)
+
+
+def _vocab_input_mb(m: Measured, input_mb: float, sample_sentences: int) -> float:
+    """MB of the tokenizer-training sample: ``sample_sentences`` corpus lines, or all."""
+    corpus_sentences = input_mb * m.corpus_ratio * MB / m.corpus.output_bytes * m.vocab.sentences
+    bytes_per_sentence = m.vocab.input_bytes / m.vocab.sentences
+    return min(corpus_sentences, sample_sentences) * bytes_per_sentence / MB
+
+
+def stage_rates(m: Measured, input_mb: float, files: int,
+                vocab_sample_sentences: int) -> list[StageRate]:
+    """The three stages' rates, measured on the sample.
+
+    Args:
+      m: the measurement.
+      input_mb: MB of (decompressed) job input.
+      files: the input files (each read by one core).
+      vocab_sample_sentences: the sentences train-vocab counts.
+    """
+    sample_mb, corpus_mb = m.sample.nbytes / MB, m.corpus.output_bytes / MB
+    first = StageRate(
+        m.corpus.name,
+        _phases(m.corpus.seconds, sample_mb,
+                {"read": files, "split": None, "write": m.corpus_shards}),
+        m.corpus_ratio, m.corpus.shuffle_bytes / m.sample.nbytes)
+    vocab_mb = _vocab_input_mb(m, input_mb, vocab_sample_sentences)
+    second = StageRate(
+        "train-vocab",
+        _phases(m.vocab.seconds, m.vocab.input_bytes / MB, {"read": 1, "count": None}),
+        0.0, m.vocab.shuffle_bytes / m.vocab.input_bytes,
+        vocab_mb / input_mb if input_mb else 0.0)
+    third = StageRate(
+        "pretraining-data",
+        _phases(m.data.seconds, corpus_mb, {"read": m.corpus_shards, "tokenize": None,
+                                            "instances": None, "write": m.data_shards}),
+        m.data.record_bytes / m.corpus.output_bytes,
+        m.data.shuffle_bytes / m.corpus.output_bytes, m.corpus_ratio)
+    return [first, second, third]
+
+
+def _measured_rates(rate: StageRate, seconds: dict, sample_mb: float) -> dict:
+    """What a stage's rates were measured on: MB, CPU seconds per phase, MB/s per core."""
+    total = sum(seconds.values())
+    return {"sample_input_mb": sample_mb, "cpu_seconds": dict(seconds),
+            "seconds_per_mb": {p.name: p.seconds_per_mb for p in rate.phases},
+            "mb_per_s_per_core": sample_mb / total if total else None}
+
+
+def stage_details(m: Measured, rates: Sequence[StageRate], stages: list[dict]) -> None:
+    """Adds what was measured, and per-stage extras, to the projected stage dicts."""
+    corpus, vocab, data = m.corpus, m.vocab, m.data
+    seconds = [corpus.seconds, vocab.seconds, data.seconds]
+    sample_mbs = [m.sample.nbytes / MB, vocab.input_bytes / MB, corpus.output_bytes / MB]
+    for stage, rate, secs, sample_mb in zip(stages, rates, seconds, sample_mbs, strict=True):
+        stage["measured"] = _measured_rates(rate, secs, sample_mb)
+    stages[0]["written_gzip_mb"] = stages[0]["output_mb"] * corpus.gzip_bytes / corpus.output_bytes
+    stages[1]["sentences"] = stages[1]["input_mb"] * MB * vocab.sentences / vocab.input_bytes
+    stages[1]["measured"].update(trainer_cpu_seconds=vocab.train_seconds,
+                                 distinct_words=vocab.distinct_words)
+    per_corpus_mb = data.instances / (corpus.output_bytes / MB)
+    stages[2].update({
+        "instances": per_corpus_mb * stages[2]["input_mb"],
+        "instances_per_corpus_mb": per_corpus_mb,
+        "bytes_per_record": data.record_bytes / max(1, data.instances),
+        "written_gzip_mb": stages[2]["output_mb"] * data.gzip_bytes / max(1, data.record_bytes),
+    })
+    cpu = sum(data.seconds.values())
+    stages[2]["measured"]["instances_per_s_per_core"] = data.instances / cpu if cpu else None
