@@ -21,6 +21,7 @@ import pytest  # noqa: E402
 
 from tests.conftest import REFERENCE  # noqa: E402
 from training import convert  # noqa: E402
+from training.convert import writer as convert_writer  # noqa: E402
 
 CHAR_VOCAB = REFERENCE / "vocab" / "character_unidic_lite"
 WORDPIECE_VOCAB = REFERENCE / "vocab" / "wordpiece_unidic_lite"
@@ -285,7 +286,7 @@ def test_vocab_dir_tokenizer_config_is_followed(tmp_path):
     data, tokens, config = convert.read_vocab_dir(str(tmp_path))
     assert tokens == ["[PAD]", "[UNK]", "東", "##京"]
     assert convert.subword_type(tokens, config) == "character"
-    written = json.loads(convert._tokenizer_config(tokens, "character", config, 512))
+    written = json.loads(convert_writer._tokenizer_config(tokens, "character", config, 512))
     assert written["mecab_kwargs"] == {"mecab_dic": "ipadic"}
 
 
