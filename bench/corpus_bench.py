@@ -381,8 +381,8 @@ def memory_lines(inputs: dict, runs: dict) -> list[str]:
     lines = [_scale_row(label, {s: runs[s]["multi_processing"]["peak"][key] / MB
                                 for s in scales})
              for key, label in MEMORY_ROWS]
-    lines.append("  the local runner (FnApiRunner) pushes a stage's whole input into its worker, so "
-                 "its workers grow with the input whatever the code; the control shows it:")
+    lines.append("  the local runner (FnApiRunner) pushes a stage's whole input into its worker, "
+                 "so its workers grow with the input whatever the code; the control shows it:")
     for key, label in (("control", "control pipeline, no bertjp code (page texts -> "
                                    "Reshuffle -> len), largest worker"),
                        ("control_private", "  private part"),

@@ -204,7 +204,7 @@ def stream_worker(corpus_dir: str, out_dir: str) -> None:
                 continue
             for key, sentences in tokenize.process(element):
                 docs += 1
-                for (dupe, bucket), value in ptd._assign_buckets(
+                for (dupe, bucket), value in ptd.assign_buckets(
                         (key, sentences), num_docs, config):
                     name = (dupe, bucket)
                     if name not in files:

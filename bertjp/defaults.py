@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = [
+    "BUCKET_DOCUMENTS",
     "CHUNK_BYTES",
     "EXCERPT_CHARS",
     "GZIP_LEVEL",
@@ -34,6 +35,8 @@ EXCERPT_CHARS = 200
 """Characters of a bad record kept in its dead letter (and of a too-long line)."""
 MAX_POSITION_EMBEDDINGS = 512
 """BERT's position embeddings: the longest sequence a model of the recipe can read."""
+BUCKET_DOCUMENTS = 256
+"""Documents per random-next bucket of ``pretraining-data`` (``--bucket-documents``)."""
 
 
 # --- pretraining data ---------------------------------------------------------------------

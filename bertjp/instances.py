@@ -315,7 +315,8 @@ def bucket_instances(members, dupe: int, seed: int, config: InstanceConfig,
       dupe: the pass.
       seed: ``--random-seed``. Document ``d`` draws from ``Random(BLAKE2b(seed, "d:dupe"))``;
         its ``n``-th instance gets the record key ``BLAKE2b(seed, "d:dupe:n")``.
-      config, specials: as ``create_instances_from_document``.
+      config: lengths and probabilities, as ``create_instances_from_document``.
+      specials: the special tokens' ids, as ``create_instances_from_document``.
       code_type: the ``array`` type code of the packed sentences.
     """
     docs = [(key, [array.array(code_type, s).tolist() for s in sentences])

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from typing import Any
+
+from bertjp import dataclass_json
+from bertjp.dataclass_json import json_field
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,16 +48,10 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-_JSON = "json"  # field metadata: the JSON key, when it differs from the field name
 
 
 class ManifestError(ValueError):
     """A manifest that does not follow the schema; the message names the file and field."""
-
-
-def _json_field(key: str, **kwargs):
-    """A field written under another JSON key (``in`` is a Python keyword)."""
-    return dataclasses.field(metadata={_JSON: key}, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +91,7 @@ class OutputFile:
 class Documents:
     """Records in, out and dropped by reason (``unit`` of the summary says what they are)."""
 
-    in_: int = _json_field("in", default=0)
+    in_: int = json_field("in", default=0)
     out: int = 0
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -284,85 +279,6 @@ def records_spec(manifest: Manifest | dict, source: str | None = None,
         shards=manifest.shards(), shard_rows=list(manifest.summary.shards or []))
 
 
-# --- JSON <-> dataclasses ---------------------------------------------------------------
-
-
-def _json_key(field: dataclasses.Field) -> str:
-    return field.metadata.get(_JSON) or field.name
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        out = {}
-        for field in dataclasses.fields(value):
-            if field.name == "source":
-                continue
-            item = getattr(value, field.name)
-            if item is None and field.default is None:
-                continue  # optional and absent: not written
-            out[_json_key(field)] = _to_json(item)
-        return out
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
-    return value
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check(value: Any, tp, where: str, source: str) -> Any:
-    """``value`` converted to ``tp`` (dataclasses built), or a ManifestError."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check(value, inner, where, source)
-    if dataclasses.is_dataclass(tp):
-        return _from_json(tp, value, where, source)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ManifestError(f"{source}: {where} must be a list, got {type(value).__name__}")
-        return [_check(v, args[0], f"{where}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ManifestError(f"{source}: {where} must be an object, got "
-                                f"{type(value).__name__}")
-        return {k: _check(v, args[1], f"{where}.{k}", source) for k, v in value.items()}
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ManifestError(f"{source}: {where} must be {_type_name(tp)}, got "
-                            f"{type(value).__name__} {value!r:.40}")
-    return value
-
-
-def _from_json(cls, data: Any, where: str, source: str):
-    if not isinstance(data, dict):
-        what = f"{source}: {where}" if where else source
-        raise ManifestError(f"{what} is not a JSON object (got {type(data).__name__})")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name == "source":
-            continue
-        key = _json_key(field)
-        path = f"{where}.{key}" if where else key
-        if key not in data:
-            if field.default is dataclasses.MISSING and (
-                    field.default_factory is dataclasses.MISSING):
-                raise ManifestError(f"{source}: no {path!r}")
-            continue
-        kwargs[field.name] = _check(data[key], hints[field.name], path, source)
-    return cls(**kwargs)
-
-
 def loads(text: str | bytes, source: str = "the manifest") -> Manifest:
     """Parses and validates a manifest (``source`` names the file in errors)."""
     try:
@@ -395,7 +311,7 @@ def from_json(data: Any, source: str = "the manifest") -> Manifest:
         if missing:
             raise ManifestError(f"{source}: no {missing[0]!r} (schema_version {version} "
                                 "requires it)")
-    manifest = _from_json(Manifest, data, "", source)
+    manifest = dataclass_json.from_json(Manifest, data, "", source, ManifestError)
     return dataclasses.replace(manifest, source=source)
 
 
@@ -406,7 +322,7 @@ def dumps(manifest: Manifest) -> str:
 
 def to_json(manifest: Manifest) -> dict:
     """The manifest as the JSON object it is written as."""
-    return _to_json(manifest)
+    return dataclass_json.to_json(manifest)
 
 
 # --- building a summary from the pipeline's counts ----------------------------------------

@@ -161,7 +161,7 @@ class InstanceEncoder:
         return b"\x0a" + v[len(entry)] + entry
 
     def _lengths_part(self, n: int, a_length: int, m: int) -> bytes:
-        """segment ids, ``next_sentence_labels`` excluded, mask and weights: they depend on
+        """Segment ids, ``next_sentence_labels`` excluded, mask and weights: they depend on
         the lengths only."""
         key = (n, a_length, m)
         part = self._cache.get(key)

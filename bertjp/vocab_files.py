@@ -90,7 +90,7 @@ def character_vocab(alphabet: list[str] | None = None, num_unused: int = NUM_UNU
 
 
 def _mecab_kwargs(dictionary: MecabDictionary) -> dict:
-    """transformers' ``mecab_kwargs``: a packaged dictionary by name, else ``-d``/``-r``."""
+    """Transformers' ``mecab_kwargs``: a packaged dictionary by name, else ``-d``/``-r``."""
     if dictionary.name in _MECAB_DIC:
         return {"mecab_dic": _MECAB_DIC[dictionary.name]}
     return {"mecab_dic": None, "mecab_option": f"-d {dictionary.dicdir} -r {dictionary.rcfile}"}

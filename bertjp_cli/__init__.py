@@ -26,7 +26,9 @@ COMMANDS = {
     "inspect": ("bertjp_cli.records_tools:inspect_main", "print pretraining records as text"),
     "validate": ("bertjp_cli.records_tools:validate_main",
                  "check every pretraining record against the job's manifest"),
-    "estimate": ("bertjp_cli.estimate:main", "measure each stage on a sample of the input; project worker-hours, wall time and cost on Dataflow"),
+    "estimate": ("bertjp_cli.estimate:main",
+                 "measure each stage on a sample of the input; project worker-hours, wall time "
+                 "and cost on Dataflow"),
     "train": ("training.cli:train_main",
               "pretrain with Model Garden: `train local` here, `train tpu` on a Cloud TPU VM"),
     "convert": ("training.convert:main",

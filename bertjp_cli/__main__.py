@@ -1,3 +1,5 @@
+"""``python -m bertjp_cli``: the ``bertjp`` command."""
+
 import sys
 
 from bertjp_cli import main

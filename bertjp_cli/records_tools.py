@@ -8,11 +8,21 @@ import posixpath
 import sys
 from typing import Iterator
 
-from bertjp.manifest import (VALIDATE_FIELDS, ManifestError, NotRecordsManifest, RecordsSpec,
-                             records_spec)
+from bertjp.manifest import (
+    VALIDATE_FIELDS,
+    ManifestError,
+    NotRecordsManifest,
+    RecordsSpec,
+    records_spec,
+)
 from bertjp.outputs import shard_problems
-from bertjp.records import (FEATURE_NAMES, NotTFRecordError, RecordError, decode_example,
-                            iter_records)
+from bertjp.records import (
+    FEATURE_NAMES,
+    NotTFRecordError,
+    RecordError,
+    decode_example,
+    iter_records,
+)
 from bertjp.streams import open_decompressed
 from bertjp.vocab_files import read_vocab
 

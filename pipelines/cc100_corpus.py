@@ -6,7 +6,7 @@ empty line ends a document, and documents are distributed over N balanced shards
 by a seeded hash of their position in their file. CC-100 is not sentence-split
 (the reference does none): its lines serve as sentences.
 
-    MatchInputs → ReadCc100Documents → WriteShards   + dead letters + manifest
+    ReadFiles(ReadCc100DocumentsFn) → WriteShards   + dead letters + manifest
 
 Unlike the reference, a document never continues from one input file into the
 next, any N works, and the first document can land in any shard.
@@ -16,25 +16,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
+import hashlib
 import posixpath
+import uuid
 from typing import Sequence
 
 import apache_beam as beam
-
-import gzip
-import hashlib
-import uuid
-
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from bertjp.corpus import BadLine, ReferenceSplitter, format_document, group_cc100_documents
+from bertjp.defaults import GZIP_LEVEL
+from bertjp.sharding import stable_key
 from bertjp.streams import LineTooLong
 from bertjp.text import normalize_cc100_line
-from bertjp.sharding import stable_key
-from pipelines import common
-from pipelines.io import InputLines, MatchInputs, ReadFileFn, expand_inputs
-from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
+from pipelines import common, runner
+from pipelines.io import InputLines, ReadFileFn, expand_inputs
+from pipelines.shards import HashingWriter
+from pipelines.stats import STATS, TalliedParDo, TallyDoFn, dead_letter
+from pipelines.transforms import ReadFiles
 
 __all__ = ["Cc100CorpusConfig", "build", "run"]
 
@@ -85,10 +86,11 @@ class _ReferenceOutput:
         self.path = path
         # Renamed to ``path`` when complete: no partial file under the final name.
         self._temp = path + temp_suffix
-        self._raw = FileSystems.create(self._temp,
-                                       compression_type=CompressionTypes.UNCOMPRESSED)
+        self._file = FileSystems.create(self._temp,
+                                        compression_type=CompressionTypes.UNCOMPRESSED)
+        self._raw = HashingWriter(self._file)
         self._gzip = (gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0,
-                                    compresslevel=6) if compress else None)
+                                    compresslevel=GZIP_LEVEL) if compress else None)
         self.content = hashlib.sha256()
         self.lines = self.documents = self.size = 0
         self._open_document = False
@@ -108,11 +110,12 @@ class _ReferenceOutput:
     def close(self, shard: int) -> dict:
         if self._gzip:
             self._gzip.close()
-        self._raw.close()
+        self._file.close()
         FileSystems.rename([self._temp], [self.path])
         return {"path": self.path, "role": "shard", "shard": shard,
                 "records": self.documents + self._open_document, "lines": self.lines,
-                "content_bytes": self.size, "content_sha256": self.content.hexdigest()}
+                "content_bytes": self.size, "content_sha256": self.content.hexdigest(),
+                "bytes": self._raw.size, "sha256": self._raw.sha256.hexdigest()}
 
 
 class ReferenceShardFn(TallyDoFn):
@@ -170,24 +173,20 @@ def _build_reference(pipeline, config: Cc100CorpusConfig):
     done = (
         pipeline
         | "Inputs" >> beam.Create([paths])
-        | "MergeSplit" >> beam.ParDo(ReferenceShardFn(config)).with_outputs(STATS, DEAD)
+        | "MergeSplit" >> TalliedParDo(ReferenceShardFn(config))
     )
-    return common.write_outputs(config, "cc100-corpus", None, stats=[done[STATS]],
-                                dead=[done[DEAD]], extra_header={"inputs_in_order": paths})
+    return common.write_outputs(config, "cc100-corpus", None, stats=[done.stats],
+                                dead=[done.dead], extra_header={"inputs_in_order": paths})
 
 
 def build(pipeline: beam.Pipeline, config: Cc100CorpusConfig):
     """Adds the cc100-corpus job to ``pipeline``; returns the manifest PCollection."""
     if config.reference_sharding:
         return _build_reference(pipeline, config)
-    read = (
-        pipeline
-        | "MatchInputs" >> MatchInputs(config.inputs)
-        | "ReadDocuments" >> beam.ParDo(ReadCc100DocumentsFn(config))
-        .with_outputs(STATS, DEAD, main="docs")
-    )
-    return common.write_outputs(config, "cc100-corpus", read["docs"],
-                                stats=[read[STATS]], dead=[read[DEAD]])
+    reader = ReadCc100DocumentsFn(config)
+    docs = pipeline | "ReadDocuments" >> ReadFiles(config.inputs, reader)
+    return common.write_outputs(config, "cc100-corpus", docs.main,
+                                stats=[docs.stats], dead=[docs.dead])
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -218,5 +217,6 @@ def config_from_args(args) -> Cc100CorpusConfig:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp cc100-corpus``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build,
-                              expected="is it CC-100 text (one paragraph per line, an empty line after each document)?")
+    return runner.run_command(make_parser(), argv, config_from_args, build,
+                              expected="is it CC-100 text (one paragraph per line, an empty "
+                              "line after each document)?")

@@ -1,4 +1,5 @@
-"""What the corpus commands share: configuration, outputs, running and the summary."""
+"""What the pipeline commands share: configuration, flags, the output rule, and the
+manifest's header and summary (running a command: :mod:`pipelines.runner`)."""
 
 from __future__ import annotations
 
@@ -7,34 +8,30 @@ import dataclasses
 import json
 import os
 import posixpath
-import sys
-import time
-import uuid
 
 import apache_beam as beam
 
-from bertjp.outputs import shard_glob, stale_outputs, temp_glob
+from bertjp.defaults import CHUNK_BYTES, MAX_LINE_BYTES
+from bertjp.manifest import OutputFile, ShardRow, Summary, summarize
 from bertjp.sharding import stable_key
-from pipelines.io import (WriteShards, check_inputs_against_manifests, match_literal,
-                          remove_paths, shard_path, validate_inputs)
-from pipelines.options import parse_args, setup_logging
-from pipelines.stats import CollectManifest, read_manifest
+from pipelines.shards import WriteShards, shard_path
+from pipelines.stats import CollectManifest
 
 __all__ = [
-    "EmptyResult",
-    "JobInterrupted",
+    "EPILOG",
     "CorpusConfig",
     "JobConfig",
-    "EPILOG",
+    "add_chunk_mb_argument",
     "add_corpus_arguments",
     "add_input_argument",
+    "add_max_line_bytes_argument",
+    "chunk_bytes_of",
     "corpus_config_kwargs",
     "dead_letter_record",
     "finish_job",
     "job_header",
     "resolve_output",
-    "result_problem",
-    "run_command",
+    "summarize_corpus",
     "write_outputs",
 ]
 
@@ -64,8 +61,8 @@ class JobConfig:
     inputs: tuple[str, ...]
     output: str
     seed: int = 0
-    max_line_bytes: int = 64 << 20
-    chunk_bytes: int = 16 << 20
+    max_line_bytes: int = MAX_LINE_BYTES
+    chunk_bytes: int = CHUNK_BYTES
 
     def __post_init__(self):
         if not self.inputs:
@@ -132,15 +129,30 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, default_shards: int,
     io.add_argument("--gzip", action="store_true", help="gzip the shards (.txt.gz)")
     io.add_argument("--seed", type=int, default=0,
                     help="seed of the document-to-shard assignment and order (default: 0)")
-    io.add_argument("--max-line-bytes", type=int, default=64 << 20, metavar="N",
-                    help="input lines longer than this go to the dead letters without being "
-                    "read into memory (default: 64 MiB)")
-    io.add_argument("--chunk-mb", type=float, default=16, metavar="MB",
-                    help="most document data one worker sorts at once when writing shards; "
-                    "bounds a worker's memory (default: 16)")
+    add_max_line_bytes_argument(io)
+    add_chunk_mb_argument(io, "document data")
     from pipelines.options import add_common_arguments
 
     add_common_arguments(parser)
+
+
+def add_max_line_bytes_argument(parser) -> None:
+    """``--max-line-bytes`` (every command that reads lines)."""
+    parser.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES, metavar="N",
+                        help="input lines longer than this go to the dead letters without "
+                        f"being read into memory (default: {MAX_LINE_BYTES >> 20} MiB)")
+
+
+def add_chunk_mb_argument(parser, what: str) -> None:
+    """``--chunk-mb`` (every command that writes shards of text)."""
+    parser.add_argument("--chunk-mb", type=float, default=CHUNK_BYTES / (1 << 20), metavar="MB",
+                        help=f"most {what} one worker sorts at once when writing; bounds a "
+                        f"worker's memory (default: {CHUNK_BYTES >> 20})")
+
+
+def chunk_bytes_of(args) -> int:
+    """``--chunk-mb`` in bytes."""
+    return max(1, int(args.chunk_mb * (1 << 20)))
 
 
 def add_input_argument(parser, help_: str, metavar: str = "GLOB") -> None:
@@ -181,6 +193,7 @@ def resolve_output(value: str, kind: str, stem: str = "") -> str:
 
 
 def corpus_config_kwargs(args, default_stem: str) -> dict:
+    """The :class:`CorpusConfig` fields the corpus commands' shared flags give."""
     return {
         "inputs": tuple(args.input),
         "output": resolve_output(args.output, "prefix", default_stem),
@@ -188,42 +201,25 @@ def corpus_config_kwargs(args, default_stem: str) -> dict:
         "gzip": args.gzip,
         "seed": args.seed,
         "max_line_bytes": args.max_line_bytes,
-        "chunk_bytes": max(1, int(args.chunk_mb * (1 << 20))),
+        "chunk_bytes": chunk_bytes_of(args),
     }
 
 
 def dead_letter_record(record: dict) -> tuple[int, bytes]:
+    """A dead letter as a ``(key, JSON line)`` record for the dead-letter writer."""
     key = stable_key(0, f"{record['source']}:{record['line']}")
     return key, json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def summarize_counts(merged: dict) -> dict:
-    """Totals by reason, and whether every record in is accounted for."""
-    counts = merged["counts"]
-
-    def by_prefix(prefix):
-        return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
-
-    docs_in = counts.get("documents_in", 0)
-    dropped = by_prefix("dropped.")
-    out = counts.get("documents_out", 0)
-    summary = {
-        "documents": {"in": docs_in, "out": out, "dropped": dropped},
-        "dead_letters": sum(o["records"] for o in merged["outputs"]
-                            if o.get("role") == "dead_letter"),
-        "accounted": docs_in == out + sum(dropped.values()),
-    }
-    if "sentences.kept" in counts or by_prefix("sentences.filtered."):
-        summary["sentences"] = {"kept": counts.get("sentences.kept", 0),
-                                "filtered": by_prefix("sentences.filtered.")}
-    if by_prefix("lines_dropped."):
-        summary["lines_dropped"] = by_prefix("lines_dropped.")
-    # In the corpus format every document ends with one empty line.
-    summary["shards"] = [
-        {"path": o["path"], "documents": o["records"], "sentences": o["lines"] - o["records"],
-         "bytes": o["content_bytes"]}
-        for o in sorted(merged["outputs"], key=lambda o: o["path"]) if o["role"] == "shard"]
-    return {"summary": summary}
+def summarize_corpus(counts: dict, outputs: list[OutputFile]) -> Summary:
+    """The corpus commands' summary: documents read (by the readers) against documents
+    written (by the shard writer) and dropped by reason; per shard, its documents and
+    sentences (in the corpus format every document ends with one empty line)."""
+    summary = summarize(counts, outputs)
+    rows = [ShardRow(path=o.path, documents=o.records, sentences=o.lines - o.records,
+                     bytes=o.content_bytes)
+            for o in sorted(outputs, key=lambda o: o.path) if o.role == "shard"]
+    return dataclasses.replace(summary, shards=rows)
 
 
 def write_outputs(config: CorpusConfig, command: str, docs, stats, dead,
@@ -261,7 +257,7 @@ def job_header(command: str, config: JobConfig, described: dict | None = None,
     }
 
 
-def finish_job(config: JobConfig, header: dict, stats, dead, summarize=summarize_counts):
+def finish_job(config: JobConfig, header: dict, stats, dead, summarize=summarize_corpus):
     """Writes the dead letters and the manifest of a job.
 
     Args:
@@ -269,7 +265,7 @@ def finish_job(config: JobConfig, header: dict, stats, dead, summarize=summarize
       header: see :func:`job_header`.
       stats: the stats PCollections of the job's DoFns and writers.
       dead: the dead-letter PCollections of the job's DoFns.
-      summarize: ``f(merged) -> {"summary": ...}`` for the manifest.
+      summarize: ``f(counts, outputs) -> Summary`` for the manifest.
 
     Returns:
       The PCollection of the (single) manifest dict.
@@ -286,270 +282,3 @@ def finish_job(config: JobConfig, header: dict, stats, dead, summarize=summarize
         | "AllStats" >> beam.Flatten(pipeline=pipeline)
         | "Manifest" >> CollectManifest(config.manifest_path, header, summarize)
     )
-
-
-def format_summary(manifest: dict, seconds: float, manifest_path: str) -> str:
-    """A few lines for the terminal from a manifest."""
-    s = manifest["summary"]
-    docs = s["documents"]
-    inputs = manifest["inputs"]
-    shards = [o for o in manifest["outputs"] if o["role"] == "shard"]
-    lines = [
-        f"{manifest['command']} finished in {seconds:.1f} s",
-        f"  inputs:      {len(inputs)} file(s), {sum(i['bytes'] for i in inputs):,} bytes, "
-        f"{sum(i['lines'] for i in inputs):,} lines",
-        f"  {s.get('unit', 'documents') + ':':<12} {docs['in']:,} in, {docs['out']:,} out, "
-        f"{sum(docs['dropped'].values()):,} dropped"
-        + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(docs["dropped"].items())) + ")"
-           if docs["dropped"] else ""),
-    ]
-    if "sentences" in s:
-        filt = s["sentences"]["filtered"]
-        lines.append(
-            f"  sentences:   {s['sentences']['kept']:,} kept, {sum(filt.values()):,} filtered"
-            + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(filt.items())) + ")"
-               if filt else ""))
-    if "instances" in s:
-        share = s["random_next"] / max(1, s["instances"])
-        lines.append(f"  instances:   {s['instances']:,} ({s['masked_tokens']:,} masked tokens, "
-                     f"{100 * share:.1f} % random next)")
-    if "unk_rate" in s:
-        lines.append(f"  tokens:      {s['tokens']:,} ({100 * s['unk_rate']:.2f} % [UNK], "
-                     f"{s['tokens_truncated']:,} dropped by truncation, "
-                     f"{s['nul_characters']:,} NUL characters read as spaces)")
-    for warning in s.get("warnings", []):
-        lines.append(f"  WARNING: {warning}")
-    if s.get("lines_dropped"):
-        lines.append("  lines dropped: " + ", ".join(
-            f"{k} {v:,}" for k, v in sorted(s["lines_dropped"].items())))
-    sizes = [o["records"] for o in shards]
-    if shards:
-        label = "shards:     " if s.get("unit", "documents") == "documents" else "output:     "
-        lines.append(
-            f"  {label} {len(shards)} file(s), {sum(o['content_bytes'] for o in shards):,} "
-            f"bytes uncompressed, {min(sizes):,}–{max(sizes):,} records per file")
-    lines.append(f"  dead letters: {s['dead_letters']:,}"
-                 + ("" if s["accounted"] else "   WARNING: counts do not add up"))
-    for vocab in (o for o in manifest["outputs"] if o["role"] == "vocab"):
-        lines.append(f"  vocabulary:  {vocab['records']:,} tokens from {vocab['distinct_words']:,} "
-                     f"distinct words, alphabet coverage {100 * s['alphabet_coverage']:.2f} % "
-                     f"-> {vocab['path']}")
-    if manifest.get("replaced"):
-        lines.append(f"  replaced:    {len(manifest['replaced'])} file(s) of an earlier run "
-                     f"removed: {_listing(manifest['replaced'], 5)}")
-    lines.append(f"  manifest:    {manifest_path}")
-    return "\n".join(lines)
-
-
-class JobInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a job, after its temporary files were removed; says what is left."""
-
-
-class EmptyResult(RuntimeError):
-    """A job that ran but kept nothing (or almost nothing) of its input."""
-
-
-_ALMOST_NOTHING = 0.01  # kept below 1 % of the records read: "almost nothing"
-_BY_DESIGN = frozenset({"not_sampled"})  # drops that are the job's purpose, not a loss
-
-
-def _listing(paths, limit: int = 3) -> str:
-    names = [posixpath.basename(p) for p in paths]
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit
-                                       else "")
-
-
-def _reasons(counts: dict) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v)
-
-
-def result_problem(manifest: dict, expected: str) -> str | None:
-    """Why a finished job's result is not worth having, or ``None`` when it is.
-
-    Problems: nothing kept; almost nothing kept (under 1 % of the records read
-    survive the job's drops, sampling aside); more than half of the input lines are
-    dead letters (not what the command reads). ``expected`` says what the input
-    should have been.
-    """
-    s = manifest["summary"]
-    docs = s["documents"]
-    unit = s.get("unit", "documents")
-    inputs = _listing([i["path"] for i in manifest.get("inputs", [])]) or "the input"
-    lines = sum(i.get("lines", 0) for i in manifest.get("inputs", []))
-    dropped = {**docs.get("dropped", {}), **s.get("lines_dropped", {})}
-    lost = sum(v for k, v in docs.get("dropped", {}).items() if k not in _BY_DESIGN)
-    kept, kept_unit = docs["out"], unit
-    if "instances" in s:
-        kept, kept_unit = s["instances"], "instances"
-    if docs["in"] == 0 and not dropped:
-        what = f"no {unit} in {inputs} ({lines:,} lines, all blank)"
-    elif kept == 0:
-        what = f"nothing was kept: 0 {kept_unit} from {docs['in']:,} {unit} of {inputs}"
-    elif docs["in"] >= 100 and docs["in"] - lost < _ALMOST_NOTHING * docs["in"]:
-        what = (f"almost nothing was kept: {docs['in'] - lost:,} of {docs['in']:,} {unit} "
-                f"of {inputs}")
-    elif lines and s.get("dead_letters", 0) > lines / 2:
-        what = (f"{s['dead_letters']:,} of the {lines:,} lines of {inputs} are dead letters "
-                "(not what this command reads)")
-    else:
-        return None
-    why = _reasons(dropped)
-    return (f"{what}{f' (dropped: {why})' if why else ''}; {expected} "
-            "(--allow-empty accepts such a result)")
-
-
-def _temp_leftovers(config: JobConfig) -> list[str]:
-    return match_literal(temp_glob(config.temp_prefix))
-
-
-def _stale_shards(config: JobConfig) -> list[str]:
-    if not config.shard_paths:
-        return []
-    return stale_outputs(match_literal(shard_glob(config.output)), config.shard_paths)
-
-
-def _check_writable(config: JobConfig) -> None:
-    """Writes and removes a small file where the outputs go, before any work is done."""
-    from apache_beam.io.filesystems import FileSystems
-
-    joiner = "" if config.temp_prefix.endswith("/") else "."
-    probe = f"{config.temp_prefix}{joiner}write-check.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        with FileSystems.create(probe) as f:
-            f.write(b"bertjp write check\n")
-        remove_paths([probe])
-    except Exception as err:  # pylint: disable=broad-except
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise ValueError(f"--output {config.output!r}: cannot write there ({reason})") from None
-
-
-def _prepare_outputs(parser, args, config: JobConfig) -> list[str]:
-    """Checks inputs and output place before the job; removes what an interrupted run left.
-
-    Returns the shards of an earlier run under the same prefix (removed after success).
-    """
-    if not getattr(args, "skip_manifest_check", False):
-        problems = check_inputs_against_manifests(config.inputs)
-        skip = "--skip-manifest-check reads the files anyway"
-        if len(problems) == 1:
-            raise ValueError(f"{problems[0]}; {skip}")
-        for problem in problems:
-            print(f"{parser.prog}: {problem}", file=sys.stderr)
-        if problems:
-            raise ValueError(f"{len(problems)} input files differ from their manifest (listed "
-                             f"above); {skip}")
-    _check_writable(config)
-    leftovers = _temp_leftovers(config)
-    if leftovers:
-        remove_paths(leftovers)
-        print(f"{parser.prog}: removed {len(leftovers)} temporary file(s) an interrupted run "
-              f"left: {_listing(leftovers)}", file=sys.stderr, flush=True)
-    return _stale_shards(config)
-
-
-def _after_stop(config: JobConfig) -> str:
-    """Removes this run's temporary files after a failure or Ctrl-C; says what is left."""
-    try:
-        temps = _temp_leftovers(config)
-        remove_paths(temps)
-        removed = f"removed {len(temps)} temporary file(s)/folder(s)"
-    except Exception as err:  # pylint: disable=broad-except
-        removed = f"could not remove the temporary files {config.temp_prefix}*.tmp-* ({err})"
-    complete = len([p for p in config.shard_paths if _exists(p)])
-    if not config.shard_paths:
-        shards = ""
-    elif complete:
-        shards = (f"; {complete} of {len(config.shard_paths)} shards are complete, none "
-                  "partial")
-    else:
-        shards = "; no shard was written"
-    return f"{removed}{shards}; no manifest of this run: rerun the same command"
-
-
-def _is_interrupt(err: BaseException) -> bool:
-    """Whether an error raised by a runner is a Ctrl-C inside a step."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, KeyboardInterrupt) or str(err).startswith("KeyboardInterrupt"):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def _exists(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.exists(path)
-
-
-def _replace_earlier(config: JobConfig, stale: list[str], manifest: dict) -> None:
-    """Removes the shards of an earlier run and records them in the manifest."""
-    from pipelines.stats import write_json
-
-    remove_paths(stale)
-    manifest["replaced"] = stale
-    write_json(config.manifest_path, manifest)
-
-
-def run_command(parser: argparse.ArgumentParser, argv, config_from_args, build,
-                expected: str = "check the input") -> dict:
-    """Parses arguments, runs the job, prints the summary, returns the manifest.
-
-    Before the job: inputs are checked against their manifests, the output place for
-    writability, and temporary files an interrupted run left are removed. After it:
-    the shards of an earlier run under the same prefix (another count or suffix) are
-    removed and listed, and a result that kept nothing of the input is an error
-    (:class:`EmptyResult`; ``expected`` says what the input should be) unless
-    ``--allow-empty``. Ctrl-C removes this run's temporary files and raises
-    :class:`JobInterrupted`.
-    """
-    args, options = parse_args(parser, argv)
-    setup_logging(args.verbose)
-    try:
-        config = config_from_args(args)
-        validate_inputs(config.inputs)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-    all_options = options.get_all_options()
-    runner = all_options["runner"]
-    launching = not (all_options.get("dry_run") or all_options.get("template_location"))
-    started = False
-    try:
-        stale = _prepare_outputs(parser, args, config) if launching else []
-        print(f"{parser.prog}: running on {runner}", file=sys.stderr, flush=True)
-        start = time.monotonic()
-        pipeline = beam.Pipeline(options=options)
-        build(pipeline, config)
-        started = True
-        result = pipeline.run()
-        if not launching:
-            # Dataflow: the job was built (and, for a template, staged), not run.
-            what = (f"template written to {all_options['template_location']}"
-                    if all_options.get("template_location")
-                    else "dry run: job built, not submitted")
-            print(f"{parser.prog}: {what}", file=sys.stderr, flush=True)
-            return {"dry_run": True, "result": result}
-        result.wait_until_finish()
-        state = str(getattr(result, "state", "DONE"))
-        if "DONE" not in state:
-            raise RuntimeError(f"the job ended in state {state}")
-    except KeyboardInterrupt:
-        raise JobInterrupted(f"interrupted: {_after_stop(config)}") from None
-    except Exception as err:
-        if _is_interrupt(err):  # Beam re-raises a worker's KeyboardInterrupt as its own error
-            raise JobInterrupted(f"interrupted: {_after_stop(config)}") from None
-        if started:
-            print(f"{parser.prog}: the job failed: {_after_stop(config)}", file=sys.stderr,
-                  flush=True)
-        raise
-    manifest = read_manifest(config.manifest_path)
-    if stale:
-        _replace_earlier(config, stale, manifest)
-    print(format_summary(manifest, time.monotonic() - start, config.manifest_path), flush=True)
-    problem = result_problem(manifest, expected)
-    if problem and not getattr(args, "allow_empty", False):
-        raise EmptyResult(problem)
-    if problem:
-        print(f"{parser.prog}: warning: {problem}", file=sys.stderr, flush=True)
-    return manifest

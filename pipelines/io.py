@@ -1,37 +1,28 @@
-"""Reading inputs and writing balanced, deterministic shards, local or ``gs://``.
+"""Reading inputs and handling paths, local or ``gs://`` (writing shards:
+:mod:`pipelines.shards`).
 
 ``MatchInputs`` expands globs into distinct file paths. ``ReadFileFn`` is the base
 of the readers: it opens a file through Beam's ``FileSystems``, decompresses it
 with the standard library (a truncated file raises, naming the file), hashes its
-raw bytes for the manifest and logs progress.
-
-``WriteShards`` takes ``(key, bytes)`` records and writes ``N`` files balanced in
-size, each holding a contiguous key range in key order (see
-:mod:`bertjp.sharding`). Records are grouped into chunks of bounded size, each
-chunk is sorted and written to a temporary part, and one step per shard
-concatenates its parts in order into the final file, compressing it if asked.
-The files are therefore byte-identical whatever the runner and worker count,
-and no worker holds more than one chunk.
+raw bytes for the manifest and logs progress. The path helpers match, remove and
+check files by their literal names and against the manifests beside them.
 """
 
 from __future__ import annotations
 
-import collections
 import glob
-import gzip
-import hashlib
 import logging
 import os
 import posixpath
 import shutil
-import uuid
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from bertjp import sharding
+from bertjp import manifest as manifest_lib
+from bertjp.manifest import Manifest
 from bertjp.outputs import check_matched_files, glob_escape, has_glob
 from bertjp.streams import LineTooLong, iter_lines, open_decompressed
 from pipelines.stats import STATS, Progress, TallyDoFn, dead_letter
@@ -40,18 +31,15 @@ __all__ = [
     "InputLines",
     "MatchInputs",
     "ReadFileFn",
-    "WriteShards",
     "check_inputs_against_manifests",
     "expand_inputs",
     "match_literal",
     "matched_sizes",
     "remove_paths",
-    "shard_path",
     "validate_inputs",
 ]
 
 _LOG = logging.getLogger(__name__)
-_BLOCK = 1 << 20
 
 
 def matched_sizes(patterns) -> dict[str, int]:
@@ -78,17 +66,11 @@ def match_literal(pattern: str) -> list[str]:
     return sorted(found)
 
 
-def _load_json_if_exists(path: str) -> dict | None:
-    import json
-
+def _manifest_if_exists(path: str) -> Manifest | None:
     if not FileSystems.exists(path):
         return None
     with FileSystems.open(path) as f:
-        try:
-            value = json.loads(f.read().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is not a JSON manifest: {err}") from None
-    return value if isinstance(value, dict) else None
+        return manifest_lib.loads(f.read(), path)
 
 
 def check_inputs_against_manifests(patterns) -> list[str]:
@@ -97,7 +79,7 @@ def check_inputs_against_manifests(patterns) -> list[str]:
     size, and a glob must match every file it lists (files named one by one may be a
     subset; see :mod:`bertjp.outputs`)."""
     named = frozenset(p for p in patterns if not has_glob(p))
-    return check_matched_files(matched_sizes(patterns), _load_json_if_exists, named)
+    return check_matched_files(matched_sizes(patterns), _manifest_if_exists, named)
 
 
 def remove_paths(paths) -> None:
@@ -126,7 +108,14 @@ def validate_inputs(patterns) -> None:
 
 
 class MatchInputs(beam.PTransform):
-    """Expands file patterns into the distinct paths they match, sorted."""
+    """Expands file patterns into the distinct paths they match.
+
+    A pattern that matches nothing fails the job, naming the pattern (local patterns
+    are also checked before the job starts: :func:`validate_inputs`).
+
+    Args:
+      patterns: file paths or globs, local or ``gs://``.
+    """
 
     def __init__(self, patterns):
         super().__init__()
@@ -136,12 +125,15 @@ class MatchInputs(beam.PTransform):
         return (
             pbegin
             | "Patterns" >> beam.Create(self._patterns)
-            # A pattern that matches nothing fails the job, naming the pattern (local
-            # patterns are also checked before the job starts: validate_inputs).
             | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
-            | "Path" >> beam.Map(lambda metadata: metadata.path)
+            | "Path" >> beam.Map(_path_of)
             | "Distinct" >> beam.Distinct()  # also spreads files over workers
         )
+
+
+def _path_of(metadata) -> str:
+    """The path of a matched file's metadata."""
+    return metadata.path
 
 
 class ReadFileFn(TallyDoFn):
@@ -162,19 +154,19 @@ class ReadFileFn(TallyDoFn):
     def text_lines(self, path, lines):
         """The non-blank, valid UTF-8 lines as ``(line_number, raw, text)``.
 
-        Each line is one record (``documents_in``); a too-long or invalid line is
+        Each line is one record (``lines_in``); a too-long or invalid line is
         counted as dropped and yielded as a dead letter (a ``TaggedOutput``) instead.
         """
         for lineno, raw in lines:
             if isinstance(raw, LineTooLong):
-                self.count("documents_in")
+                self.count("lines_in")
                 self.count("dropped.line_too_long")
                 yield dead_letter(path, lineno, "line_too_long", f"{raw.size} bytes", raw.head)
                 continue
             if not raw.strip():
                 self.count("blank_lines")
                 continue
-            self.count("documents_in")
+            self.count("lines_in")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -241,218 +233,3 @@ def expand_inputs(patterns) -> list[str]:
             if path not in paths:
                 paths.append(path)
     return paths
-
-
-def shard_path(prefix: str, shard: int, num_shards: int, suffix: str) -> str:
-    """``PREFIX-00003-of-00008SUFFIX``."""
-    return f"{prefix}-{shard:05d}-of-{num_shards:05d}{suffix}"
-
-
-class _BinSizes(beam.CombineFn):
-    def create_accumulator(self):
-        return collections.Counter()
-
-    def add_input(self, acc, element):
-        if isinstance(element, dict):  # a batch's histogram
-            acc.update(element)
-        else:
-            acc[element[0]] += element[1]
-        return acc
-
-    def merge_accumulators(self, accumulators):
-        merged = collections.Counter()
-        for acc in accumulators:
-            merged.update(acc)
-        return merged
-
-    def extract_output(self, acc):
-        return dict(acc)
-
-
-def _batch_bins(batch) -> dict:
-    bins = collections.Counter()
-    for record in batch:
-        bins[sharding.bin_of(record[0])] += len(record[1])
-    return bins
-
-
-def _split_batch(batch, plan):
-    chunks = collections.defaultdict(list)
-    for record in batch:
-        chunks[plan.chunk_of(record[0])].append(record)
-    return chunks.items()
-
-
-class _WriteChunkFn(beam.DoFn):
-    """Sorts one chunk's records and writes them to a temporary part file."""
-
-    def __init__(self, temp_dir: str, batched: bool, counted: bool):
-        super().__init__()
-        self._temp_dir = temp_dir
-        self._batched = batched
-        self._counted = counted
-
-    def process(self, element, plan):
-        chunk, records = element
-        if self._batched:
-            records = [r for batch in records for r in batch]
-        records = sorted(records)
-        path = posixpath.join(self._temp_dir, f"chunk-{chunk:07d}")
-        lines = size = 0
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for record in records:
-                payload = record[1]
-                f.write(payload)
-                size += len(payload)
-                lines += payload.count(b"\n")
-        counted = sum(r[2] for r in records) if self._counted else 0
-        yield plan.chunk_shards[chunk], (chunk, path, len(records), size, lines, counted)
-
-
-class _HashingWriter:
-    """Counts and hashes the bytes written to a file."""
-
-    def __init__(self, f):
-        self._f = f
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data):
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._f.write(data)
-
-    def flush(self):
-        pass
-
-
-class _FinalizeShardFn(beam.DoFn):
-    """Concatenates a shard's parts in chunk order into its final file."""
-
-    def __init__(self, paths, compress: bool, count_name: str | None, temp_dir: str):
-        super().__init__()
-        self._paths = paths
-        self._compress = compress
-        self._count_name = count_name
-        self._temp_dir = temp_dir
-
-    def process(self, element):
-        shard, parts = element
-        parts = sorted(p for p in parts if p is not None)
-        path = self._paths[shard]
-        # Written beside the parts, then renamed: a shard appears under its final name
-        # only when it is complete (an interrupted job leaves no partial shard).
-        temp = posixpath.join(self._temp_dir, f"shard-{shard:05d}")
-        content = hashlib.sha256()
-        with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-            hashed = _HashingWriter(raw)
-            out = (gzip.GzipFile(filename="", mode="wb", fileobj=hashed, compresslevel=6,
-                                 mtime=0) if self._compress else hashed)
-            for _, part, *_ in parts:
-                with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                    while block := f.read(_BLOCK):
-                        content.update(block)
-                        out.write(block)
-            if self._compress:
-                out.close()
-        FileSystems.rename([temp], [path])
-        if parts:
-            remove_paths([p[1] for p in parts])
-        extra = {self._count_name: sum(p[5] for p in parts)} if self._count_name else {}
-        yield beam.pvalue.TaggedOutput(STATS, ("output", {
-            **extra,
-            "path": path,
-            "role": "shard",
-            "shard": shard,
-            "records": sum(p[2] for p in parts),
-            "lines": sum(p[4] for p in parts),
-            "content_bytes": sum(p[3] for p in parts),
-            "content_sha256": content.hexdigest(),
-            "bytes": hashed.size,
-            "sha256": hashed.sha256.hexdigest(),
-        }))
-
-
-def _remove_temp_dir(_, temp_dir: str) -> None:
-    try:
-        if temp_dir.startswith("gs://") or FileSystems.exists(temp_dir):
-            remove_paths([temp_dir])
-    except Exception as err:  # pylint: disable=broad-except
-        _LOG.warning("could not remove the temporary folder %s: %s", temp_dir, err)
-
-
-class WriteShards(beam.PTransform):
-    """Writes ``(key, bytes)`` records into ``num_shards`` balanced, key-ordered files.
-
-    Args:
-      paths: the final path of each shard (its length is the number of shards).
-      compress: gzip each file (deterministic header: no name, mtime 0).
-      chunk_bytes: the most record bytes a worker sorts at once (unless one
-        16-bit key bin alone is larger).
-      role: ``"shard"``, ``"dead_letter"``, ... recorded in the manifest.
-      batched: the elements are lists of records (fewer, larger elements: much less
-        per-element overhead when records are small and many).
-      count_name: the records are ``(key, bytes, n)``; the ``n`` are summed per file
-        and reported under this name (e.g. masked tokens per shard).
-
-    Returns:
-      The ``stats`` PCollection: one ``("output", {...})`` per file, with its
-      records, lines, sizes and checksums.
-    """
-
-    def __init__(self, paths, compress: bool = False, chunk_bytes: int = 16 << 20,
-                 role: str = "shard", batched: bool = False, count_name: str | None = None):
-        super().__init__()
-        self._paths = list(paths)
-        self._compress = compress
-        self._chunk_bytes = chunk_bytes
-        self._role = role
-        self._batched = batched
-        self._count_name = count_name
-        first = self._paths[0]
-        self._temp_dir = f"{first}.tmp-{uuid.uuid4().hex[:12]}"
-
-    def expand(self, records):
-        num_shards = len(self._paths)
-        if self._batched:
-            bins = records | "BinSizes" >> beam.Map(_batch_bins)
-        else:
-            bins = records | "BinSizes" >> beam.Map(
-                lambda kv: (sharding.bin_of(kv[0]), len(kv[1])))
-        plan = (
-            bins
-            | "Histogram" >> beam.CombineGlobally(_BinSizes())
-            | "Plan" >> beam.Map(sharding.plan_shards, num_shards, self._chunk_bytes)
-        )
-        plan_side = beam.pvalue.AsSingleton(plan)
-        if self._batched:
-            chunked = records | "ToChunk" >> beam.FlatMap(_split_batch, plan=plan_side)
-        else:
-            chunked = records | "ToChunk" >> beam.Map(
-                lambda kv, p: (p.chunk_of(kv[0]), kv), p=plan_side)
-        parts = (
-            chunked
-            | "GroupChunks" >> beam.GroupByKey()
-            | "WriteChunks" >> beam.ParDo(
-                _WriteChunkFn(self._temp_dir, self._batched, self._count_name is not None),
-                plan=plan_side)
-        )
-        every_shard = plan | "EveryShard" >> beam.FlatMap(
-            lambda p: [(s, None) for s in range(p.num_shards)])
-        written = (
-            (parts, every_shard)
-            | "Parts" >> beam.Flatten()
-            | "GroupShards" >> beam.GroupByKey()
-            | "Finalize" >> beam.ParDo(
-                _FinalizeShardFn(self._paths, self._compress, self._count_name,
-                                 self._temp_dir))
-            .with_outputs(STATS)
-        )
-        role = self._role
-        return (
-            written[STATS]
-            | "Role" >> beam.Map(lambda kv: (kv[0], {**kv[1], "role": role}))
-            | "AfterAll" >> beam.combiners.ToList()
-            | "Cleanup" >> beam.FlatMap(
-                lambda stats, tmp: (_remove_temp_dir(None, tmp), stats)[1], self._temp_dir)
-        )

@@ -78,7 +78,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None):
         parser.error(
             "unrecognized arguments: "
             + " ".join(unknown)
-            + f" (neither a flag of this command nor a Beam pipeline option; see {parser.prog} --help)"
+            + " (neither a flag of this command nor a Beam pipeline option; see "
+            + f"{parser.prog} --help)"
         )
     if not {"--save_main_session", "--no_save_main_session"} & set(rest):
         # The code reaches workers through setup.py or the container image; Beam would

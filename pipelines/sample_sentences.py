@@ -7,7 +7,8 @@ uniform sample without replacement, written in key order (shuffled). Finding
 the K-th key needs only a fixed-size histogram of the keys plus the few lines of
 one histogram bin, so memory does not grow with the corpus or with K.
 
-    MatchInputs → ReadSentences → histogram → keep keys below the cut → WriteShards(1)
+    ReadFiles(ReadSentencesFn) → SampleByKey (histogram, cut, the cut bin's smallest)
+      → WriteShards(1)
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Sequence
 
 import apache_beam as beam
 
-from bertjp import sharding
-from bertjp.sharding import plan_sample, stable_key
-from pipelines import common
-from pipelines.io import MatchInputs, ReadFileFn, WriteShards
+from bertjp.manifest import Summary, summarize
+from bertjp.sharding import stable_key
+from pipelines import common, runner
+from pipelines.io import ReadFileFn
 from pipelines.options import add_common_arguments
-from pipelines.stats import DEAD, STATS
+from pipelines.shards import WriteShards
+from pipelines.transforms import ReadFiles, SampleByKey
 
 __all__ = ["SampleConfig", "build", "run"]
 
@@ -63,56 +65,24 @@ class ReadSentencesFn(ReadFileFn):
             yield stable_key(self._seed, f"{name}:{lineno}"), raw + b"\n"
 
 
-def _take_smallest(element, plan):
-    _, records = element
-    return sorted(records)[: plan.partial]
-
-
-def _summarize(merged: dict) -> dict:
-    summary = common.summarize_counts(merged)["summary"]
-    # Every candidate not sampled is "dropped" as not_sampled; say so explicitly.
-    sampled = sum(o["records"] for o in merged["outputs"] if o.get("role") == "shard")
-    candidates = summary["documents"]["in"] - sum(summary["documents"]["dropped"].values())
-    summary["documents"]["out"] = sampled
-    summary["documents"]["dropped"]["not_sampled"] = candidates - sampled
-    summary["accounted"] = summary["documents"]["in"] == sampled + sum(
-        summary["documents"]["dropped"].values())
-    summary["unit"] = "sentences"
-    summary.pop("shards")  # one file of sentences, no documents: see "outputs"
-    return {"summary": summary}
+def _summarize(counts: dict, outputs: list) -> Summary:
+    """Lines read against lines sampled (by the writer) plus dropped by reason; a valid
+    line that was not sampled is dropped as ``not_sampled`` (counted by the sampling
+    steps)."""
+    return summarize(counts, outputs, unit="sentences", records_in="lines_in",
+                     by_design={"not_sampled": counts.get("not_sampled", 0)})
 
 
 def build(pipeline: beam.Pipeline, config: SampleConfig):
     """Adds the sample-sentences job to ``pipeline``; returns the manifest PCollection."""
-    read = (
-        pipeline
-        | "MatchInputs" >> MatchInputs(config.inputs)
-        | "ReadSentences" >> beam.ParDo(ReadSentencesFn(config))
-        .with_outputs(STATS, DEAD, main="lines")
-    )
-    lines = read["lines"]
-    plan = (
-        lines
-        | "Bins" >> beam.Map(lambda kv: (sharding.bin_of(kv[0]), 1))
-        | "Histogram" >> beam.CombinePerKey(sum)
-        | "AsDict" >> beam.combiners.ToDict()
-        | "Plan" >> beam.Map(plan_sample, config.num_sentences)
-    )
-    plan_side = beam.pvalue.AsSingleton(plan)
-    decided = lines | "Decide" >> beam.Partition(
-        lambda kv, n, p: ("take", "maybe", "skip").index(p.decide(kv[0])), 3, p=plan_side)
-    from_cut_bin = (
-        decided[1]
-        | "KeyCutBin" >> beam.Map(lambda kv: (None, kv))
-        | "GroupCutBin" >> beam.GroupByKey()
-        | "TakeSmallest" >> beam.FlatMap(_take_smallest, plan=plan_side)
-    )
-    sample = (decided[0], from_cut_bin) | "Sample" >> beam.Flatten()
-    written = sample | "WriteSample" >> WriteShards(
+    lines = pipeline | "ReadSentences" >> ReadFiles(config.inputs, ReadSentencesFn(config))
+    sample = lines.main | "Sample" >> SampleByKey(config.num_sentences)
+    written = sample.main | "WriteSample" >> WriteShards(
         [config.output], compress=config.output.endswith(".gz"),
         chunk_bytes=config.chunk_bytes, role="shard")
     header = common.job_header("sample-sentences", config)
-    return common.finish_job(config, header, [read[STATS], written], [read[DEAD]], _summarize)
+    return common.finish_job(config, header, [lines.stats, sample.stats, written],
+                             [lines.dead, sample.dead], _summarize)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -133,10 +103,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-sentences", type=int, required=True, metavar="K",
                         help="sample size (all sentences when the corpus has fewer)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    parser.add_argument("--max-line-bytes", type=int, default=64 << 20, metavar="N",
-                        help="longer lines go to the dead letters (default: 64 MiB)")
-    parser.add_argument("--chunk-mb", type=float, default=16, metavar="MB",
-                        help="most sampled text one worker sorts at once (default: 16)")
+    common.add_max_line_bytes_argument(parser)
+    common.add_chunk_mb_argument(parser, "sampled text")
     add_common_arguments(parser)
     return parser
 
@@ -146,10 +114,10 @@ def config_from_args(args) -> SampleConfig:
         inputs=tuple(args.input), output=common.resolve_output(args.output, "file"),
         num_sentences=args.num_sentences,
         seed=args.seed, max_line_bytes=args.max_line_bytes,
-        chunk_bytes=max(1, int(args.chunk_mb * (1 << 20))))
+        chunk_bytes=common.chunk_bytes_of(args))
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp sample-sentences``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build,
+    return runner.run_command(make_parser(), argv, config_from_args, build,
                               expected="is it corpus text (one sentence per line, UTF-8)?")

@@ -12,30 +12,37 @@ from __future__ import annotations
 import collections
 import datetime
 import importlib.metadata
-import json
 import logging
 import platform
 import time
 import uuid
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from bertjp import manifest as manifest_lib
+from bertjp.defaults import EXCERPT_CHARS
+
 __all__ = [
     "CollectManifest",
     "DEAD",
     "STATS",
     "TallyDoFn",
+    "Tallied",
+    "TalliedParDo",
     "dead_letter",
     "read_manifest",
-    "write_json",
+    "write_manifest",
+    "write_text",
 ]
 
 NAMESPACE = "bertjp"
 STATS = "stats"
 DEAD = "dead_letter"
+_MAIN = "main"
 _LOG = logging.getLogger(__name__)
 
 
@@ -43,7 +50,8 @@ class TallyDoFn(beam.DoFn):
     """A DoFn that counts what it does.
 
     ``self.count(name, n)`` increments the Beam counter ``name`` and a per-bundle
-    tally that ``finish_bundle`` emits on the ``stats`` output.
+    tally that ``finish_bundle`` emits on the ``stats`` output. Apply one with
+    :class:`TalliedParDo`, which splits its outputs.
     """
 
     def start_bundle(self):
@@ -51,6 +59,7 @@ class TallyDoFn(beam.DoFn):
         self._counters = getattr(self, "_counters", {})
 
     def count(self, name: str, n: int = 1) -> None:
+        """Adds ``n`` (nothing when 0) to the counter ``name`` and to the bundle's tally."""
         if not n:
             return
         self._tally[name] += n
@@ -61,12 +70,52 @@ class TallyDoFn(beam.DoFn):
 
     def finish_bundle(self):
         if self._tally:
-            yield beam.pvalue.TaggedOutput(
-                STATS,
-                WindowedValue(("count", dict(self._tally)), GlobalWindow().max_timestamp(),
-                              [GlobalWindow()]),
-            )
+            yield _global_stats(("count", dict(self._tally)))
             self._tally = collections.Counter()
+
+
+def _global_stats(element) -> beam.pvalue.TaggedOutput:
+    """A stats element emitted from ``finish_bundle`` (which must name its window)."""
+    return beam.pvalue.TaggedOutput(
+        STATS, WindowedValue(element, GlobalWindow().max_timestamp(), [GlobalWindow()]))
+
+
+class Tallied(NamedTuple):
+    """The outputs of a counted step (see :class:`TalliedParDo`).
+
+    Attributes:
+      main: its records.
+      stats: its ``(kind, value)`` stats elements, for the manifest.
+      dead: its dead-letter records (see :func:`dead_letter`).
+    """
+
+    main: beam.PCollection
+    stats: beam.PCollection
+    dead: beam.PCollection
+
+
+class TalliedParDo(beam.PTransform):
+    """``beam.ParDo(fn)`` of a :class:`TallyDoFn`, its outputs split into a :class:`Tallied`.
+
+    The one place that names a counted DoFn's output tags: its records on the main
+    output, its tallies on ``stats``, its bad records on ``dead_letter``.
+
+    Args:
+      fn: the DoFn.
+      *args: more arguments of ``fn.process`` (side inputs too), as for ``beam.ParDo``.
+      **kwargs: the same, by name.
+    """
+
+    def __init__(self, fn: beam.DoFn, *args, **kwargs):
+        super().__init__()
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+
+    def expand(self, pcoll):
+        outputs = pcoll | beam.ParDo(self._fn, *self._args, **self._kwargs).with_outputs(
+            STATS, DEAD, main=_MAIN)
+        return Tallied(outputs[_MAIN], outputs[STATS], outputs[DEAD])
 
 
 def dead_letter(source: str, line: int, reason: str, detail: str, head: bytes | str,
@@ -82,9 +131,9 @@ def dead_letter(source: str, line: int, reason: str, detail: str, head: bytes | 
       doc_id: the document id, when known.
     """
     if isinstance(head, bytes):
-        head = head[:200].decode("utf-8", "replace")
+        head = head[:EXCERPT_CHARS].decode("utf-8", "replace")
     record = {"source": source, "line": line, "reason": reason, "detail": detail,
-              "excerpt": head[:200]}
+              "excerpt": head[:EXCERPT_CHARS]}
     if doc_id is not None:
         record["doc_id"] = doc_id
     return beam.pvalue.TaggedOutput(DEAD, record)
@@ -132,24 +181,32 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_manifest(merged: dict, path: str, header: dict, finish) -> dict:
-    manifest = dict(header)
-    manifest.update(merged)
-    if finish is not None:
-        manifest.update(finish(merged))
-    manifest["versions"] = library_versions()
-    manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds")
-    write_json(path, manifest)
+    """Builds the job's :class:`bertjp.manifest.Manifest` (validated) and writes it.
+
+    ``finish(counts, outputs)`` gives the job's :class:`bertjp.manifest.Summary`.
+    Returns the manifest's JSON object.
+    """
+    draft = manifest_lib.from_json({**header, **merged}, path)
+    summary = finish(draft.counts, draft.outputs) if finish is not None else None
+    manifest = draft.with_(
+        summary=summary, versions=library_versions(),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    write_text(path, manifest_lib.dumps(manifest))
     _LOG.info("wrote %s", path)
-    return manifest
+    return manifest_lib.to_json(manifest)
 
 
-def write_json(path: str, value: dict) -> None:
-    """Writes a JSON file (local or ``gs://``) under a temporary name, then renames it:
-    a reader never sees half of it."""
+def write_manifest(path: str, manifest: manifest_lib.Manifest) -> None:
+    """Writes a manifest (see :func:`write_text`)."""
+    write_text(path, manifest_lib.dumps(manifest))
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a UTF-8 text file (local or ``gs://``) under a temporary name, then renames
+    it: a reader never sees half of it."""
     temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
     with FileSystems.create(temp, mime_type="application/json") as f:
-        f.write(json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+        f.write(text.encode("utf-8"))
     FileSystems.rename([temp], [path])
 
 
@@ -159,8 +216,8 @@ class CollectManifest(beam.PTransform):
     Args:
       path: where to write it.
       header: what is known when the pipeline is built (command, config, seed).
-      finish: optional ``f(merged) -> dict`` adding derived figures (totals,
-        the accounting check) from the merged counts and file lists.
+      finish: ``f(counts, outputs) -> bertjp.manifest.Summary``: the totals and the
+        accounting check from the merged counts and the written files.
     """
 
     def __init__(self, path: str, header: dict, finish=None):
@@ -177,10 +234,10 @@ class CollectManifest(beam.PTransform):
         )
 
 
-def read_manifest(path: str) -> dict:
-    """Reads a manifest written by :class:`CollectManifest`."""
+def read_manifest(path: str) -> manifest_lib.Manifest:
+    """Reads and validates a manifest (local or ``gs://``); errors name the file and field."""
     with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
+        return manifest_lib.loads(f.read(), path)
 
 
 class Progress:

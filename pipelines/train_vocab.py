@@ -1,6 +1,6 @@
 """``bertjp train-vocab``: a WordPiece (or character) vocabulary from corpus text.
 
-    MatchInputs → ReadLines ──Reshuffle──→ CountWords (NFKC, MeCab) → sum per word
+    ReadFiles(ReadLinesFn) ──Reshuffle──→ CountWords (NFKC, MeCab; sum per word)
       → TrainVocab (one worker: tokenizers' trainer on the counts) → DIR/vocab.txt,
         DIR/tokenizer_config.json                    + dead letters + manifest
 
@@ -24,14 +24,16 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from bertjp.alphabet import alphabet_from_lex_csv, parse_alphabet, unidic_lite_alphabet
+from bertjp.manifest import Summary, summarize
 from bertjp.mecab import NUL, MecabDictionary
 from bertjp.tokenization import JapaneseTokenizer
 from bertjp.vocab import train_wordpiece
 from bertjp.vocab_files import character_vocab, special_tokens, tokenizer_files
-from pipelines import common
-from pipelines.io import MatchInputs, ReadFileFn
+from pipelines import common, runner
+from pipelines.io import ReadFileFn
 from pipelines.options import add_common_arguments
-from pipelines.stats import DEAD, STATS, TallyDoFn
+from pipelines.stats import Tallied, TalliedParDo, TallyDoFn
+from pipelines.transforms import ReadFiles
 
 __all__ = ["TrainVocabConfig", "build", "run"]
 
@@ -112,7 +114,7 @@ class CountWordsFn(TallyDoFn):
 
     def process(self, line):
         words = self._words.words(line.strip())
-        self.count("documents_out")
+        self.count("lines_out")
         self.count("nul_characters", line.count(NUL))
         self.count("words", len(words))
         chars = sum(len(w) for w in words)
@@ -122,7 +124,7 @@ class CountWordsFn(TallyDoFn):
         yield from collections.Counter(words).items()
 
 
-def _train_and_write(counts: dict, config: TrainVocabConfig):
+def train_and_write(counts: dict, config: TrainVocabConfig):
     alphabet = list(config.alphabet)
     if config.subword == "character":
         vocab = character_vocab(alphabet, config.num_unused)
@@ -145,19 +147,17 @@ def _train_and_write(counts: dict, config: TrainVocabConfig):
                       "alphabet": len(alphabet)})
 
 
-def _summarize(merged: dict) -> dict:
-    summary = common.summarize_counts(merged)["summary"]
-    summary.pop("shards")
-    counts = merged["counts"]
-    summary["unit"] = "lines"
-    summary["alphabet_coverage"] = (counts.get("characters_in_alphabet", 0)
-                                    / max(1, counts.get("characters", 0)))
-    summary["nul_characters"] = counts.get("nul_characters", 0)
-    summary["warnings"] = [w for w in (_coverage_warning(summary["alphabet_coverage"],
-                                                         counts.get("characters", 0)),) if w]
-    for warning in summary["warnings"]:
+def _summarize(counts: dict, outputs: list) -> Summary:
+    """Lines read (by the reader) against lines counted (by CountWords) plus dropped;
+    alphabet coverage, NULs and the coverage warning."""
+    coverage = counts.get("characters_in_alphabet", 0) / max(1, counts.get("characters", 0))
+    warnings = [w for w in (_coverage_warning(coverage, counts.get("characters", 0)),) if w]
+    for warning in warnings:
         _LOG.warning("%s", warning)
-    return {"summary": summary}
+    return dataclasses.replace(
+        summarize(counts, outputs, unit="lines", records_in="lines_in", records_out="lines_out"),
+        alphabet_coverage=coverage, nul_characters=counts.get("nul_characters", 0),
+        warnings=warnings)
 
 
 def _coverage_warning(coverage: float, characters: int) -> str | None:
@@ -170,34 +170,67 @@ def _coverage_warning(coverage: float, characters: int) -> str | None:
             "--alphabet/--lex-csv fit it?")
 
 
+class CountWords(beam.PTransform):
+    """Corpus lines → ``(word, count)`` over the whole corpus (see :class:`CountWordsFn`).
+
+    Args:
+      config: the job's configuration (dictionary, alphabet).
+
+    Returns:
+      A :class:`pipelines.stats.Tallied`: one ``(word, count)`` per distinct word,
+      the tallies (lines, words, characters, alphabet coverage, NULs), no dead letters.
+    """
+
+    def __init__(self, config: TrainVocabConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, lines) -> Tallied:
+        words = lines | "Words" >> TalliedParDo(CountWordsFn(self._config))
+        totals = words.main | "SumPerWord" >> beam.CombinePerKey(sum)
+        return Tallied(totals, words.stats, words.dead)
+
+
+class TrainVocab(beam.PTransform):
+    """``(word, count)`` pairs → the tokenizer files, trained and written on one worker.
+
+    Args:
+      config: the job's configuration (subword type, sizes, output folder).
+
+    Returns:
+      The stats: one ``("output", {...})`` record of the written ``vocab.txt``.
+    """
+
+    def __init__(self, config: TrainVocabConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, counts):
+        return (
+            counts
+            | "AllCounts" >> beam.combiners.ToDict()
+            | "Train" >> beam.FlatMap(train_and_write, self._config)
+        )
+
+
 def build(pipeline: beam.Pipeline, config: TrainVocabConfig):
     """Adds the train-vocab job to ``pipeline``; returns the manifest PCollection."""
-    read = (
-        pipeline
-        | "MatchInputs" >> MatchInputs(config.inputs)
-        | "ReadLines" >> beam.ParDo(ReadLinesFn(config.max_line_bytes))
-        .with_outputs(STATS, DEAD, main="lines")
-    )
-    counted = (
-        read["lines"]
+    reader = ReadLinesFn(config.max_line_bytes)
+    lines = pipeline | "ReadLines" >> ReadFiles(config.inputs, reader)
+    words = (
+        lines.main
         | "SpreadLines" >> beam.Reshuffle()
-        | "CountWords" >> beam.ParDo(CountWordsFn(config))
-        .with_outputs(STATS, main="words")
+        | "CountWords" >> CountWords(config)
     )
-    vocab_stats = (
-        counted["words"]
-        | "SumPerWord" >> beam.CombinePerKey(sum)
-        | "AllCounts" >> beam.combiners.ToDict()
-        | "Train" >> beam.FlatMap(_train_and_write, config)
-    )
+    vocab_stats = words.main | "TrainVocab" >> TrainVocab(config)
     described = dataclasses.asdict(config)
     described["alphabet"] = {
         "characters": len(config.alphabet),
         "sha256": hashlib.sha256("".join(config.alphabet).encode("utf-8")).hexdigest()}
     header = common.job_header("train-vocab", config, described, seed=None,
                                mecab_dictionary=config.dictionary().describe())
-    return common.finish_job(config, header, [read[STATS], counted[STATS], vocab_stats],
-                             [read[DEAD]], _summarize)
+    return common.finish_job(config, header, [lines.stats, words.stats, vocab_stats],
+                             [lines.dead, words.dead], _summarize)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -239,8 +272,7 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--lex-csv", metavar="FILE",
                         help="build the alphabet from a UniDic lex.csv as "
                         "make_alphabet_from_unidic.py does")
-    parser.add_argument("--max-line-bytes", type=int, default=64 << 20, metavar="N",
-                        help="longer lines go to the dead letters (default: 64 MiB)")
+    common.add_max_line_bytes_argument(parser)
     add_common_arguments(parser)
     return parser
 
@@ -257,7 +289,8 @@ def _read_alphabet(args) -> tuple[str, ...]:
 def config_from_args(args) -> TrainVocabConfig:
     return TrainVocabConfig(
         alphabet=_read_alphabet(args), mecabrc=args.mecabrc,
-        inputs=tuple(args.input), output=common.resolve_output(args.output, "dir"), subword=args.subword,
+        inputs=tuple(args.input), output=common.resolve_output(args.output, "dir"),
+        subword=args.subword,
         vocab_size=args.vocab_size, num_unused=args.num_unused,
         min_frequency=args.min_frequency, mecab_dict=args.mecab_dict,
         max_line_bytes=args.max_line_bytes)
@@ -265,5 +298,5 @@ def config_from_args(args) -> TrainVocabConfig:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp train-vocab``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build,
+    return runner.run_command(make_parser(), argv, config_from_args, build,
                               expected="is it corpus text (one sentence per line, UTF-8)?")

@@ -2,7 +2,7 @@
 
 The reference's ``make_corpus_wiki.py`` + ``merge_split_corpora.py`` as one Beam job:
 
-    MatchInputs → ReadPages (JSON) ──Reshuffle──→ SplitPages (clean, MeCab split, filter)
+    ReadFiles(ReadPagesFn: JSON) ──Reshuffle──→ SplitPages (clean, MeCab split, filter)
       → WriteShards (N balanced, seeded files)     + dead letters + manifest
 
 A dump is one gzip file that Beam cannot split, so it is read once, line by
@@ -26,9 +26,10 @@ from bertjp.sentences import SentenceFilter, SentenceSplitter
 from bertjp.sharding import position_key, stable_key
 from bertjp.streams import LineTooLong
 from bertjp.text import clean_wiki_text
-from pipelines import common
-from pipelines.io import MatchInputs, ReadFileFn, expand_inputs
-from pipelines.stats import DEAD, STATS, TallyDoFn, dead_letter
+from pipelines import common, runner
+from pipelines.io import ReadFileFn, expand_inputs
+from pipelines.stats import TalliedParDo, TallyDoFn, dead_letter
+from pipelines.transforms import ReadFiles
 
 __all__ = ["WikiCorpusConfig", "build", "run"]
 
@@ -124,27 +125,26 @@ class SplitPagesFn(TallyDoFn):
         yield key, format_document(kept).encode("utf-8")
 
 
+def _input_index(config: WikiCorpusConfig) -> dict[str, int] | None:
+    """With ``reference_order``, each input file's position (keys follow the dump order)."""
+    if not config.reference_order:
+        return None
+    return {path: i for i, path in enumerate(expand_inputs(config.inputs))}
+
+
 def build(pipeline: beam.Pipeline, config: WikiCorpusConfig):
     """Adds the wiki-corpus job to ``pipeline``; returns the manifest PCollection."""
-    input_index = None
-    if config.reference_order:
-        input_index = {path: i for i, path in enumerate(expand_inputs(config.inputs))}
-    read = (
-        pipeline
-        | "MatchInputs" >> MatchInputs(config.inputs)
-        | "ReadPages" >> beam.ParDo(ReadPagesFn(config.max_line_bytes))
-        .with_outputs(STATS, DEAD, main="pages")
-    )
-    parsed = (
-        read["pages"]
+    reader = ReadPagesFn(config.max_line_bytes)
+    pages = pipeline | "ReadPages" >> ReadFiles(config.inputs, reader)
+    docs = (
+        pages.main
         | "SpreadPages" >> beam.Reshuffle()
-        | "SplitPages" >> beam.ParDo(SplitPagesFn(config, input_index))
-        .with_outputs(STATS, DEAD, main="docs")
+        | "SplitPages" >> TalliedParDo(SplitPagesFn(config, _input_index(config)))
     )
     return common.write_outputs(
-        config, "wiki-corpus", parsed["docs"],
-        stats=[read[STATS], parsed[STATS]],
-        dead=[read[DEAD], parsed[DEAD]],
+        config, "wiki-corpus", docs.main,
+        stats=[pages.stats, docs.stats],
+        dead=[pages.dead, docs.dead],
         extra_header={"mecab_dictionary": config.dictionary().describe()},
     )
 
@@ -196,6 +196,7 @@ def config_from_args(args) -> WikiCorpusConfig:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs ``bertjp wiki-corpus``; returns the manifest."""
-    return common.run_command(make_parser(), argv, config_from_args, build,
-                              expected="is it a Cirrussearch content dump (one JSON page per line, e.g. jawiki-YYYYMMDD-cirrussearch-content.json.gz)?")
+    return runner.run_command(make_parser(), argv, config_from_args, build,
+                              expected="is it a Cirrussearch content dump (one JSON page per "
+                              "line, e.g. jawiki-YYYYMMDD-cirrussearch-content.json.gz)?")
 

@@ -11,7 +11,8 @@ import bertjp_cli
 from bertjp.records import decode_example, encode_example, instance_features
 from tests.conftest import REFERENCE
 
-REF_RECORDS = REFERENCE / "create_pretraining_data" / "pretraining_data.wordpiece.lower_false.tfrecord.gz"
+REF_RECORDS = (REFERENCE / "create_pretraining_data"
+               / "pretraining_data.wordpiece.lower_false.tfrecord.gz")
 VOCAB = REFERENCE / "vocab" / "wordpiece_unidic_lite"
 
 

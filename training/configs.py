@@ -217,7 +217,8 @@ def warmup_warning(train_steps: int, warmup_steps: int, steps_flag: str) -> str 
     """One line saying that ``warmup_steps`` was clipped (None when it was not).
 
     Args:
-      train_steps, warmup_steps: the stage's steps and the warmup asked for.
+      train_steps: the stage's steps.
+      warmup_steps: the warmup asked for.
       steps_flag: the option that set ``train_steps`` (named in the line).
     """
     used = warmup_steps_used(train_steps, warmup_steps)
@@ -315,10 +316,16 @@ def experiment_config(size: str, vocab_size: int, data: str, train_input: str,
         linear decay to 0); 1e-4 (5e-5 for ``large``) when None.
       warmup_steps: linear warmup steps, clipped to 10 % of ``train_steps``
         (:func:`warmup_steps_used`).
-      global_batch_size, seq_length, max_predictions_per_seq: override ``DATA[data]``.
+      global_batch_size: overrides ``DATA[data]``'s.
       init_checkpoint: checkpoint (or model dir) whose weights start this stage.
-      checkpoint_interval, steps_per_loop, summary_interval, validation_interval,
-        validation_steps, max_to_keep: the trainer's settings.
+      checkpoint_interval: steps between checkpoints.
+      steps_per_loop: steps of one inner training loop (and one progress line).
+      summary_interval: steps between TensorBoard summaries.
+      validation_interval: steps between validations.
+      validation_steps: batches of one validation.
+      max_to_keep: checkpoints kept.
+      seq_length: overrides ``DATA[data]``'s.
+      max_predictions_per_seq: overrides ``DATA[data]``'s.
 
     Returns:
       A validated ``ExperimentConfig``; the runtime (distribution strategy) is left to

@@ -8,7 +8,8 @@ from tests.conftest import REFERENCE
 def test_packaged_alphabet_is_the_released_vocabulary_block():
     alphabet = unidic_lite_alphabet()
     assert len(alphabet) == 7012
-    assert alphabet == load_vocab(REFERENCE / "vocab" / "wordpiece_unidic_lite" / "vocab.txt")[15:7027]
+    released = load_vocab(REFERENCE / "vocab" / "wordpiece_unidic_lite" / "vocab.txt")
+    assert alphabet == released[15:7027]
     assert alphabet[:3] == [" ", "!", '"'] and alphabet[-3:] == ["𢌞", "𣗄", "𥝱"]
     assert alphabet == sorted(alphabet) and len(set(alphabet)) == 7012
     assert all(len(c) == 1 and c.isprintable() and unicodedata.normalize("NFKC", c) == c

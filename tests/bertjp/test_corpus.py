@@ -1,5 +1,10 @@
-from bertjp.corpus import (BadLine, Cc100Document, format_document, group_cc100_documents,
-                           iter_corpus_documents)
+from bertjp.corpus import (
+    BadLine,
+    Cc100Document,
+    format_document,
+    group_cc100_documents,
+    iter_corpus_documents,
+)
 from bertjp.streams import LineTooLong
 
 

@@ -14,9 +14,17 @@ import random
 
 import pytest
 
-from bertjp.instances import (InstanceConfig, Specials, _shuffled_lazily, bucket_instances,
-                              create_instances_from_document, create_masked_lm_predictions,
-                              document_drawer, num_to_predict, truncate_seq_pair)
+from bertjp.instances import (
+    InstanceConfig,
+    Specials,
+    _shuffled_lazily,
+    bucket_instances,
+    create_instances_from_document,
+    create_masked_lm_predictions,
+    document_drawer,
+    num_to_predict,
+    truncate_seq_pair,
+)
 from bertjp.records import InstanceEncoder, encode_example, frame_record, instance_features
 from bertjp.tokenization import JapaneseTokenizer, load_vocab
 from tests.conftest import REFERENCE

@@ -6,8 +6,13 @@ import lzma
 
 import pytest
 
-from bertjp.streams import (CorruptInputError, LineTooLong, compression_of, iter_lines,
-                            open_decompressed)
+from bertjp.streams import (
+    CorruptInputError,
+    LineTooLong,
+    compression_of,
+    iter_lines,
+    open_decompressed,
+)
 
 TEXT = b"".join(b"line %d \xe6\x97\xa5\xe6\x9c\xac\n" % i for i in range(5000))
 COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, "": bytes}

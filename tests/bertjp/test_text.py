@@ -4,7 +4,8 @@ from bertjp.text import clean_wiki_text, normalize_cc100_line
 
 # Examples verified against the reference make_corpus_wiki.py (recipe §2.2).
 CLEAN_CASES = [
-    ("東京都[1]は…である[要出典]。人口は多い[2][3]。", None, "東京都は...である。人口は多い。"),  # NFKC: … → ...
+    # NFKC: … → ...
+    ("東京都[1]は…である[要出典]。人口は多い[2][3]。", None, "東京都は...である。人口は多い。"),
     ("本文である。 ^ 脚注1 本文続き。", None, "本文である。"),
     ("ＡＢＣ　ｶﾀｶﾅ①㍍\u200bゼロ幅\tタブ\n改行。", None, "ABC カタカナ1メートルゼロ幅タブ改行。"),
     ("これは[注 1]テスト[a]です。[どれ?]あれ。", None, "これはあれ。"),

@@ -9,8 +9,13 @@ import re
 import pytest
 
 from bertjp.tokenization import JapaneseTokenizer, load_vocab
-from bertjp.vocab_files import (TokenizerSettings, character_vocab, read_tokenizer_config,
-                                resolve_settings, tokenizer_files)
+from bertjp.vocab_files import (
+    TokenizerSettings,
+    character_vocab,
+    read_tokenizer_config,
+    resolve_settings,
+    tokenizer_files,
+)
 from tests.conftest import REFERENCE
 
 VOCAB = {sub: REFERENCE / "vocab" / f"{sub}_unidic_lite" / "vocab.txt"
@@ -80,7 +85,8 @@ def test_codes_are_ids_and_continuation_marks(tokenizers):
     tok = tokenizers["wordpiece", False]
     text = "東北大学で自然言語処理を研究しています。"
     tokens, ids = tok.encode(text)
-    assert tok.token_codes(text) == [i << 1 | t.startswith("##") for t, i in zip(tokens, ids, strict=True)]
+    assert tok.token_codes(text) == [i << 1 | t.startswith("##")
+                                     for t, i in zip(tokens, ids, strict=True)]
 
 
 def test_words_longer_than_100_characters_are_one_unk(tokenizers):

@@ -6,8 +6,14 @@ import json
 import apache_beam as beam
 import pytest
 
-from pipelines import (cc100_corpus, common, pretraining_data, sample_sentences, train_vocab,
-                       wiki_corpus)
+from pipelines import (
+    cc100_corpus,
+    options,
+    pretraining_data,
+    sample_sentences,
+    train_vocab,
+    wiki_corpus,
+)
 from tests.cloud.conftest import listing, read_bytes
 from tests.conftest import REFERENCE, ROOT
 
@@ -35,11 +41,11 @@ COMMANDS = {
 def dry_run(module, argv):
     """The command's own parsing and pipeline construction, run with --dry_run."""
     parser = module.make_parser()
-    args, options = common.parse_args(parser, [*argv, *DATAFLOW, "--dry_run", "True"])
+    args, pipeline_options = options.parse_args(parser, [*argv, *DATAFLOW, "--dry_run", "True"])
     config = module.config_from_args(args)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(options=pipeline_options)
     module.build(pipeline, config)
-    return pipeline.run(), options
+    return pipeline.run(), pipeline_options
 
 
 def transforms(result) -> dict[str, object]:

@@ -68,9 +68,9 @@ def test_vocab_and_pretraining_data_on_gcs(gcs, inputs, wiki):
         "--output", f"{gcs}/data/wiki", "--num-shards", "2", "--dupe-factor", "1"])
     shards = listing(f"{gcs}/data/wiki-*.tfrecord.gz")
     assert len(shards) == 2 and m["summary"]["instances"] > 1000
-    from bertjp.records import iter_records
-
     import io
+
+    from bertjp.records import iter_records
     records = sum(len(list(iter_records(io.BytesIO(gzip.decompress(read_bytes(p))))))
                   for p in shards)
     assert records == m["summary"]["instances"]

@@ -8,8 +8,7 @@ import pytest
 
 from bertjp.sharding import stable_key
 from pipelines import cc100_corpus
-from tests.conftest import (CC100, REFERENCE, documents_of, multiset, read_text,
-                            shard_documents)
+from tests.conftest import CC100, REFERENCE, documents_of, multiset, read_text, shard_documents
 
 
 def run(tmp_path, *extra, inputs=(CC100,)):
@@ -64,7 +63,8 @@ def test_documents_are_never_glued_across_files(tmp_path, reference_docs):
 
 def test_invalid_utf8_line_is_dead_lettered_and_the_document_kept(tmp_path):
     path = tmp_path / "bad.txt"
-    path.write_bytes("一行目です。\n".encode() + b"\xff\xfe broken\n" + "三行目。\n\n次。\n".encode())
+    path.write_bytes("一行目です。\n".encode() + b"\xff\xfe broken\n"
+                     + "三行目。\n\n次。\n".encode())
     manifest = run(tmp_path, "--num-shards", 1, inputs=(path,))
     assert shard_documents(manifest)[0] == [("一行目です。", "三行目。"), ("次。",)]
     s = manifest["summary"]

@@ -12,8 +12,16 @@ import time
 
 import pytest
 
-from pipelines import (cc100_corpus, common, io, pretraining_data, sample_sentences,
-                       train_vocab, wiki_corpus)
+from pipelines import (
+    cc100_corpus,
+    common,
+    pretraining_data,
+    runner,
+    sample_sentences,
+    shards,
+    train_vocab,
+    wiki_corpus,
+)
 from tests.conftest import CC100, ROOT, WIKI_DUMP, read_text
 
 BERTJP = [sys.executable, "-m", "bertjp_cli"]
@@ -163,8 +171,8 @@ def test_a_shard_appears_under_its_final_name_only_when_complete(tmp_path, monke
     for i in range(3):
         (parts / f"chunk-{i:07d}").write_bytes(b"x" * (3 << 20))
     final = tmp_path / "out-00000-of-00001.txt.gz"
-    fn = io._FinalizeShardFn([str(final)], True, None, str(parts))  # pylint: disable=protected-access
-    real_open, opened = io.FileSystems.open, []
+    fn = shards.FinalizeShardFn([str(final)], True, None, str(parts))
+    real_open, opened = shards.FileSystems.open, []
 
     def interrupted_open(path, *args, **kwargs):
         opened.append(path)
@@ -172,12 +180,12 @@ def test_a_shard_appears_under_its_final_name_only_when_complete(tmp_path, monke
             raise _Interrupt
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(io.FileSystems, "open", interrupted_open)
+    monkeypatch.setattr(shards.FileSystems, "open", interrupted_open)
     element = (0, [(i, str(parts / f"chunk-{i:07d}"), 1, 3 << 20, 0, 0) for i in range(3)])
     with pytest.raises(_Interrupt):
         list(fn.process(element))
     assert not final.exists()
-    monkeypatch.setattr(io.FileSystems, "open", real_open)
+    monkeypatch.setattr(shards.FileSystems, "open", real_open)
     list(fn.process(element))
     assert len(gzip.decompress(final.read_bytes())) == 9 << 20
 
@@ -237,7 +245,7 @@ def test_a_rerun_removes_what_an_interrupted_run_left(tmp_path, capsys):
 # --- results that kept nothing ---------------------------------------------------------------
 
 def test_a_file_that_is_not_a_dump_is_an_error_not_an_empty_success(tmp_path):
-    with pytest.raises(common.EmptyResult, match="Cirrussearch content dump") as err:
+    with pytest.raises(runner.EmptyResult, match="Cirrussearch content dump") as err:
         wiki_corpus.run(["--input", str(CC100), "--output", str(tmp_path / "c")])
     assert "nothing was kept" in str(err.value) and "malformed_json" in str(err.value)
     manifest = wiki_corpus.run(["--input", str(CC100), "--output", str(tmp_path / "c"),
@@ -258,7 +266,7 @@ def test_a_binary_file_as_a_corpus_is_an_error(tmp_path):
     # Like a real binary: mostly invalid UTF-8, with some lines that happen to decode.
     binary.write_bytes(b"".join(bytes([0x80 + i % 64, i % 256]) + b"\n" if i % 4 else
                                 b"ELF\x01\x02\n" for i in range(1, 400)))
-    with pytest.raises(common.EmptyResult, match="not what this command reads"):
+    with pytest.raises(runner.EmptyResult, match="not what this command reads"):
         sample_sentences.run(["--input", str(binary), "--output", str(tmp_path / "s.txt"),
                               "--num-sentences", "10"])
 
