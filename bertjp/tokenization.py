@@ -18,6 +18,10 @@ on transformers 4.30, recipe §7):
      marks the word for whole-word masking: ids are the bare characters'.
    Literal ``[MASK]``, ``[SEP]``... in the text are plain text (as in the reference).
 
+Offsets: :meth:`JapaneseTokenizer.tokenize_with_offsets` gives the same tokens and ids
+with each token's character span in the original text (:mod:`bertjp.offsets`), on a
+separate path that aligns the lowercasing, NFKC and MeCab's dropped whitespace.
+
 Speed: MeCab prints the surfaces only, and a bounded cache maps each distinct
 word to its pieces and ids, so most words cost one dictionary lookup; cache
 misses go to the ``tokenizers`` Rust WordPiece model.
@@ -29,10 +33,11 @@ import re
 import unicodedata
 from typing import Iterable
 
-from bertjp.mecab import MAX_PARSE_CHARS, MecabDictionary, make_tagger, safe_pieces
+from bertjp.mecab import MAX_PARSE_CHARS, NUL, MecabDictionary, make_tagger, safe_pieces
+from bertjp.offsets import OffsetToken, nfkc_alignment
 from bertjp.vocab_files import read_vocab
 
-__all__ = ["SPECIAL_TOKENS", "JapaneseTokenizer", "load_vocab"]
+__all__ = ["SPECIAL_TOKENS", "JapaneseTokenizer", "OffsetToken", "load_vocab"]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _SPECIAL_OR_TEXT = re.compile(
@@ -49,6 +54,22 @@ def load_vocab(path) -> list[str]:
 
 def _lower_except_special(text: str) -> str:
     return _SPECIAL_OR_TEXT.sub(lambda m: m.group(1) or m.group(2).lower(), text)
+
+
+def _parts(word: str) -> list[tuple[str, int]]:
+    """``word.split()`` with each part's position in ``word``."""
+    parts = word.split()
+    if len(parts) == 1 and len(parts[0]) == len(word):
+        return [(word, 0)]
+    out, start = [], None
+    for k, ch in enumerate(word + " "):
+        if ch.isspace():
+            if start is not None:
+                out.append((word[start:k], start))
+            start = None
+        elif start is None:
+            start = k
+    return out
 
 
 class JapaneseTokenizer:
@@ -82,14 +103,16 @@ class JapaneseTokenizer:
         self.unk_id = self.ids[unk_token]
         self._tagger = self._model = None
         self._cache: dict[str, _Word] = {}
+        self._span_cache: dict[str, tuple[tuple[str, int, int, int], ...]] = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.update(_tagger=None, _model=None, _cache={}, ids=None)
+        state.update(_tagger=None, _model=None, _cache={}, _span_cache={}, ids=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_span_cache", {})  # pickled before offsets existed
         self.ids = {token: i for i, token in enumerate(self.vocab)}
 
     def __len__(self) -> int:
@@ -108,6 +131,13 @@ class JapaneseTokenizer:
         text = unicodedata.normalize("NFKC", text)
         if not text:
             return []
+        words = self._surfaces(text)
+        if self.do_lower_case:
+            words = [w if w in SPECIAL_TOKENS else w.lower() for w in words]
+        return words
+
+    def _surfaces(self, text: str) -> list[str]:
+        """MeCab's surfaces of the normalised ``text``, in order (whitespace dropped)."""
         if self._tagger is None:
             self._tagger = make_tagger(self.dictionary, node_format=r"%m\n")
         # A newline would end a surface early; MeCab skips whitespace anyway.
@@ -116,8 +146,6 @@ class JapaneseTokenizer:
         for piece in safe_pieces(text, MAX_PARSE_CHARS):
             out = self._tagger.parse(piece)
             words += out.split("\n")[:-1]  # the last line is "EOS"
-        if self.do_lower_case:
-            words = [w if w in SPECIAL_TOKENS else w.lower() for w in words]
         return words
 
     def encode_words(self, words: Iterable[str]) -> list[_Word]:
@@ -152,6 +180,99 @@ class JapaneseTokenizer:
     def token_codes(self, text: str) -> list[int]:
         """The tokens of ``text`` as codes ``id << 1 | continuation`` (see ``encode_words``)."""
         return [c for _, _, codes in self.encode_words(self.words(text)) for c in codes]
+
+    def tokenize_with_offsets(self, text: str) -> list[OffsetToken]:
+        """The tokens of ``text`` with their ids and the character spans they came from.
+
+        Tokens and ids are exactly those of :meth:`encode`; each token's ``[start, end)``
+        indexes ``text`` itself, before lowercasing and NFKC (``text[start:end]`` is what
+        a predicted span turns back into: :mod:`bertjp.offsets`). A WordPiece piece or a
+        character token covers the characters it was made of; a piece that begins or
+        ends inside a character NFKC expanded (``㍻`` → ``平成``) gets that whole
+        character; ``[UNK]`` gets its word's span. A separate, slower path than
+        :meth:`encode` (it aligns the normalisation character by character).
+        """
+        starts, ends, normalized = self._normalized_origins(text)
+        if not normalized:
+            return []
+        spaced = normalized.replace("\n", " ").replace("\r", " ").replace(NUL, " ")
+        tokens_out: list[OffsetToken] = []
+        cache = self._span_cache
+        pos = 0
+        for surface in self._surfaces(normalized):
+            at = spaced.find(surface, pos)
+            if at < 0 or spaced[pos:at].strip(" \t\v"):  # MeCab skips only these
+                raise RuntimeError(f"cannot align MeCab's word {surface!r} at character {pos}")
+            pos = at + len(surface)
+            pieces = cache.get(surface)
+            if pieces is None:
+                pieces = self._surface_pieces(surface)
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                cache[surface] = pieces
+            tokens_out += [OffsetToken(token, token_id, starts[at + a], ends[at + b])
+                           for token, token_id, a, b in pieces]
+        return tokens_out
+
+    def _surface_pieces(self, surface: str) -> tuple[tuple[str, int, int, int], ...]:
+        """The tokens of one MeCab surface as ``(token, id, first, last)``: the first and
+        last character of the surface each token was made of."""
+        word = surface
+        if self.do_lower_case and surface not in SPECIAL_TOKENS:
+            word = surface.lower()
+        # Where each character of the word is in the surface (lowercasing can
+        # lengthen: U+0130 becomes i + U+0307).
+        first_of = last_of = None
+        if len(word) != len(surface):
+            first_of = last_of = [k for k, ch in enumerate(surface) for _ in ch.lower()]
+            if len(first_of) != len(word):  # not seen: then every token gets the surface
+                first_of, last_of = [0] * len(word), [len(surface) - 1] * len(word)
+        out = []
+        for part, offset in _parts(word):
+            [(tokens, ids, _)] = self.encode_words([part])
+            for (a, b), token, token_id in zip(self._piece_ranges(part, tokens), tokens, ids,
+                                               strict=True):
+                a += offset
+                b += offset - 1  # the last character
+                if first_of is not None:
+                    a, b = first_of[a], last_of[b]
+                out.append((token, token_id, a, b))
+        return tuple(out)
+
+    def _normalized_origins(self, text: str) -> tuple[list[int], list[int], str]:
+        """The text as MeCab reads it (lowercased, NFKC) and, for each of its characters,
+        the span of ``text`` it came from."""
+        lowered, origin = text, None
+        if self.do_lower_case:
+            lowered = _lower_except_special(text)
+            if len(lowered) != len(text):  # each character lowers on its own
+                origin = []
+                for m in _SPECIAL_OR_TEXT.finditer(text):
+                    size = len(m.group(1) or m.group(2).lower())
+                    origin += range(m.start(), m.end()) if m.group(1) else [m.start()] * size
+        normalized, starts, ends = nfkc_alignment(lowered)
+        if origin is not None:
+            starts = [origin[s] for s in starts]
+            ends = [origin[e - 1] + 1 for e in ends]
+        return starts, ends, normalized
+
+    def _piece_ranges(self, part: str, tokens: tuple[str, ...]) -> list[tuple[int, int]]:
+        """The characters ``[a, b)`` of ``part`` (a word without whitespace) each of its
+        tokens was made of; the whole part where that cannot be told (``[UNK]``)."""
+        whole = [(0, len(part))] * len(tokens)
+        if self.subword == "character":  # one token per character of NFKC(part)
+            normalized, starts, ends = nfkc_alignment(part)
+            if len(normalized) != len(tokens):
+                return whole
+            return list(zip(starts, ends, strict=True))
+        ranges, pos = [], 0
+        for k, token in enumerate(tokens):
+            piece = token[2:] if k and token.startswith("##") else token
+            if not piece or not part.startswith(piece, pos):
+                return whole
+            ranges.append((pos, pos + len(piece)))
+            pos += len(piece)
+        return ranges if pos == len(part) else whole
 
     def code_of(self, token: str) -> int:
         """The code of one vocabulary token (``[CLS]``, ``[SEP]``...)."""
