@@ -33,13 +33,17 @@ COMMANDS = {
               "pretrain with Model Garden: `train local` here, `train tpu` on a Cloud TPU VM"),
     "convert": ("training.convert:main",
                 "Model Garden TF2 checkpoint -> transformers BertForPreTraining directory"),
+    "finetune": ("evaluation.cli:finetune_main",
+                 "fine-tune a transformers BERT on one JGLUE task and score it on the dev set"),
+    "evaluate": ("evaluation.cli:evaluate_main",
+                 "fine-tune and score on every JGLUE task present; print the results table"),
 }
 
 # Commands with a --verbose flag (a traceback instead of the one-line error): main
 # suggests it to these only. `train`: both `train local` and `train tpu` have it.
 VERBOSE_COMMANDS = frozenset({
     "wiki-corpus", "cc100-corpus", "sample-sentences", "train-vocab", "pretraining-data",
-    "inspect", "validate", "estimate", "train", "convert",
+    "inspect", "validate", "estimate", "train", "convert", "finetune", "evaluate",
 })
 
 USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)
