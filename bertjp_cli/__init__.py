@@ -33,6 +33,12 @@ COMMANDS = {
               "pretrain with Model Garden: `train local` here, `train tpu` on a Cloud TPU VM"),
     "convert": ("training.convert:main",
                 "Model Garden TF2 checkpoint -> transformers BertForPreTraining directory"),
+    "import": ("training.importer:main",
+               "transformers BERT directory -> Model Garden TF2 checkpoint (to continue "
+               "pretraining)"),
+    "extend-vocab": ("training.extend_vocab:main",
+                     "add domain words to a transformers BERT's WordPiece vocabulary "
+                     "(unused slots, then appended rows) for continued pretraining"),
     "finetune": ("evaluation.cli:finetune_main",
                  "fine-tune a transformers BERT on one JGLUE task and score it on the dev set"),
     "evaluate": ("evaluation.cli:evaluate_main",
@@ -43,7 +49,8 @@ COMMANDS = {
 # suggests it to these only. `train`: both `train local` and `train tpu` have it.
 VERBOSE_COMMANDS = frozenset({
     "wiki-corpus", "cc100-corpus", "sample-sentences", "train-vocab", "pretraining-data",
-    "inspect", "validate", "estimate", "train", "convert", "finetune", "evaluate",
+    "inspect", "validate", "estimate", "train", "convert", "import", "extend-vocab", "finetune",
+    "evaluate",
 })
 
 USAGE = """usage: bertjp COMMAND [options]   (bertjp COMMAND --help for a command's options)
