@@ -10,6 +10,7 @@ need them, so importing this module (and :func:`vocab_size_of` on local paths) i
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -21,17 +22,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DATA",
+    "CONTINUE_EPOCHS",
+    "CONTINUE_LEARNING_RATE",
+    "CONTINUE_WARMUP_FRACTION",
     "DataSpec",
     "DEFAULT_WARMUP_STEPS",
     "EXPERIMENT_PREFIX",
     "MAX_WARMUP_FRACTION",
     "ModelSize",
     "SUBWORD_VOCAB_SIZES",
+    "continue_steps",
+    "continue_warmup",
     "default_learning_rate",
     "experiment_config",
     "experiment_names",
     "model_size",
     "register_experiments",
+    "size_name_of",
     "size_names",
     "to_yaml",
     "vocab_size_of",
@@ -133,6 +140,57 @@ def model_size(name: str) -> ModelSize:
     raise ValueError(f"unknown model size {name!r}; valid sizes: {', '.join(size_names())}")
 
 
+def size_name_of(shape: ModelSize) -> str | None:
+    """The :func:`model_size` name of an encoder shape (``large``, ``base``,
+    ``L{layers}_H{hidden}``); None when no name gives this shape."""
+    if shape == _LARGE:
+        return "large"
+    name = f"L{shape.num_layers}_H{shape.hidden_size}"
+    try:
+        found = model_size(name)
+    except ValueError:
+        return None
+    if found != shape:
+        return None
+    return next((alias for alias, grid in _ALIASES.items() if grid == name), name)
+
+
+# --preset continue: continued pretraining of a released model (--init-from).
+#   peak learning rate 2e-5, a fifth of the from-scratch 1e-4 (this recipe, as
+#     cl-tohoku/bert-japanese v3 base; 5e-5 for large). hfl (ymcui/Chinese-BERT-wwm#72):
+#     RoBERTa-wwm was pretrained at 1e-4 with 10k warmup steps, and continuing "needs a
+#     much lower rate, e.g. 1e-5, depending on your data"; #17: keep it small (Google's
+#     pre-training tips); #141: 1e-4 base / 5e-5 large from scratch. Gururangan et al.
+#     2020 ("Don't Stop Pretraining", ACL; appendix hyper-parameters) continued RoBERTa
+#     at a peak just below its original one (DAPT 5e-4 at batch 2048 vs RoBERTa's 6e-4;
+#     TAPT 1e-4) with a 6 % warmup; 2e-5 sits between hfl's advice and that.
+#   warmup: 6 % of the steps (Gururangan et al. 2020).
+#   steps: ceil(epochs x instances / global batch); 1 epoch by default (DAPT's 12.5k
+#     steps at batch 2048 were about one pass over the larger domain corpora).
+CONTINUE_LEARNING_RATE = 2e-5
+CONTINUE_WARMUP_FRACTION = 0.06
+CONTINUE_EPOCHS = 1.0
+
+
+def continue_steps(epochs: float, instances: int, global_batch_size: int) -> int:
+    """Steps of ``epochs`` passes over ``instances`` at ``global_batch_size``
+    (rounded up, at least 1).
+
+    Raises:
+      ValueError: for a non-positive number of epochs or instances.
+    """
+    if epochs <= 0:
+        raise ValueError(f"--epochs {epochs} must be positive")
+    if instances < 1:
+        raise ValueError("the records hold no instances; --epochs needs the manifest's count")
+    return max(1, math.ceil(epochs * instances / global_batch_size))
+
+
+def continue_warmup(train_steps: int) -> int:
+    """The preset's warmup: :data:`CONTINUE_WARMUP_FRACTION` of the steps, rounded."""
+    return round(train_steps * CONTINUE_WARMUP_FRACTION)
+
+
 def default_learning_rate(size: str) -> float:
     """The recipe's peak learning rate: 5e-5 for ``large``, 1e-4 for every other size."""
     return 5e-5 if model_size(size) == _LARGE else 1e-4
@@ -164,7 +222,8 @@ def vocab_size_of(vocab_dir: str) -> int:
     return len(vocab_tokens(vocab_dir))
 
 
-def _encoder_override(size: ModelSize, vocab_size: int) -> dict[str, Any]:
+def _encoder_override(size: ModelSize, vocab_size: int,
+                      max_position_embeddings: int = MAX_POSITION_EMBEDDINGS) -> dict[str, Any]:
     return {
         "type": "bert",
         "bert": {
@@ -177,7 +236,7 @@ def _encoder_override(size: ModelSize, vocab_size: int) -> dict[str, Any]:
             "dropout_rate": 0.1,
             "attention_dropout_rate": 0.1,
             "initializer_range": 0.02,
-            "max_position_embeddings": MAX_POSITION_EMBEDDINGS,
+            "max_position_embeddings": max_position_embeddings,
             "type_vocab_size": 2,
         },
     }
@@ -260,7 +319,8 @@ def _optimizer_override(learning_rate: float, train_steps: int,
 
 
 def _data_spec(data: str, global_batch_size: int | None, seq_length: int | None,
-               max_predictions_per_seq: int | None) -> DataSpec:
+               max_predictions_per_seq: int | None,
+               max_positions: int = MAX_POSITION_EMBEDDINGS) -> DataSpec:
     if data not in DATA:
         raise ValueError(f"unknown data {data!r}; valid: {', '.join(DATA)}")
     base = DATA[data]
@@ -270,13 +330,13 @@ def _data_spec(data: str, global_batch_size: int | None, seq_length: int | None,
                                  if max_predictions_per_seq is None else max_predictions_per_seq),
         global_batch_size=base.global_batch_size if global_batch_size is None
         else global_batch_size)
-    _check_spec(spec)
+    _check_spec(spec, max_positions)
     return spec
 
 
-def _check_spec(spec: DataSpec) -> None:
-    if not 2 < spec.seq_length <= MAX_POSITION_EMBEDDINGS:
-        raise ValueError(f"seq length {spec.seq_length} must be in 3..{MAX_POSITION_EMBEDDINGS}")
+def _check_spec(spec: DataSpec, max_positions: int = MAX_POSITION_EMBEDDINGS) -> None:
+    if not 2 < spec.seq_length <= max_positions:
+        raise ValueError(f"seq length {spec.seq_length} must be in 3..{max_positions}")
     if not 0 < spec.max_predictions_per_seq <= spec.seq_length:
         raise ValueError(f"max predictions per seq {spec.max_predictions_per_seq} must be in "
                          f"1..{spec.seq_length} (the seq length)")
@@ -302,7 +362,9 @@ def experiment_config(size: str, vocab_size: int, data: str, train_input: str,
                       summary_interval: int = 1000, validation_interval: int = 1000,
                       validation_steps: int = 64, max_to_keep: int = 5,
                       seq_length: int | None = None,
-                      max_predictions_per_seq: int | None = None) -> "ExperimentConfig":
+                      max_predictions_per_seq: int | None = None,
+                      max_position_embeddings: int = MAX_POSITION_EMBEDDINGS
+                      ) -> "ExperimentConfig":
     """Model Garden's ``bert/pretraining`` experiment with the recipe's overrides.
 
     Args:
@@ -326,6 +388,8 @@ def experiment_config(size: str, vocab_size: int, data: str, train_input: str,
       max_to_keep: checkpoints kept.
       seq_length: overrides ``DATA[data]``'s.
       max_predictions_per_seq: overrides ``DATA[data]``'s.
+      max_position_embeddings: the encoder's position table (512; a model continued
+        with ``--init-from`` keeps its own).
 
     Returns:
       A validated ``ExperimentConfig``; the runtime (distribution strategy) is left to
@@ -335,14 +399,16 @@ def experiment_config(size: str, vocab_size: int, data: str, train_input: str,
       ValueError: for an unknown size or data name, or out-of-range numbers.
     """
     shape = model_size(size)
-    spec = _data_spec(data, global_batch_size, seq_length, max_predictions_per_seq)
+    spec = _data_spec(data, global_batch_size, seq_length, max_predictions_per_seq,
+                      max_position_embeddings)
     _check_steps(train_steps, warmup_steps, vocab_size)
     rate = default_learning_rate(size) if learning_rate is None else float(learning_rate)
     validation = train_input if validation_input is None else validation_input
     override = {
         "task": {
             "init_checkpoint": init_checkpoint,
-            "model": {"encoder": _encoder_override(shape, vocab_size),
+            "model": {"encoder": _encoder_override(shape, vocab_size,
+                                                   max_position_embeddings),
                       "cls_heads": [_nsp_head(shape)]},
             "train_data": _data_override(train_input, spec, is_training=True),
             "validation_data": _data_override(validation, spec, is_training=False),

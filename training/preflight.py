@@ -13,8 +13,8 @@ from bertjp import manifest as manifest_lib
 from bertjp.manifest import Manifest, ManifestError, RecordsSpec, records_spec
 from training import configs
 
-__all__ = ["check", "check_or_raise", "describe", "file_problems", "load_manifest",
-           "manifest_path", "match_files", "split_patterns"]
+__all__ = ["check", "check_or_raise", "describe", "file_problems", "init_problems",
+           "load_manifest", "manifest_path", "match_files", "split_patterns"]
 
 COMPRESSED = "tfrecord_compressed"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -210,6 +210,50 @@ def check(manifest: Manifest | dict, config, num_hosts: int = 1,
         *_shard_count_problem(spec, num_hosts),
         *_instances_problem(spec),
     ]
+
+
+def init_problems(manifest: Manifest | dict, *, init_dir: str, vocab_size: int,
+                  max_position_embeddings: int, vocab_dir: str | None = None) -> list[str]:
+    """Whether records fit the model that ``--init-from`` continues.
+
+    Args:
+      manifest: the records' manifest.
+      init_dir: the ``--init-from`` value (named in the messages).
+      vocab_size: the model's vocabulary size.
+      max_position_embeddings: the model's position table.
+      vocab_dir: the model's vocabulary (a directory with vocab.txt), when it has one.
+
+    Returns:
+      One message per mismatch, each naming the flag that fixes it: another vocabulary
+      (sha256 of the model's vocab.txt against the manifest's ``vocab_sha256``, or the
+      sizes when the model has no vocab.txt), and records longer than the model's
+      positions.
+    """
+    try:
+        spec = records_spec(manifest)
+    except ManifestError as err:
+        return [f"manifest: {err}"]
+    problems = []
+    where = vocab_dir or init_dir
+    if vocab_dir is not None and spec.vocab_sha256:
+        want = vocab_sha256(vocab_dir)
+        if want != spec.vocab_sha256:
+            problems.append(
+                f"vocabulary: the records were made with another vocabulary (sha256 "
+                f"{spec.vocab_sha256[:12]}..., {spec.vocab_size} tokens) than the --init-from "
+                f"model's {vocab_dir} (sha256 {want[:12]}..., {vocab_size} tokens); make the "
+                f"records with --vocab {where}")
+    elif spec.vocab_size != vocab_size:
+        problems.append(
+            f"vocabulary: the records were made with a {spec.vocab_size}-token vocabulary, "
+            f"the --init-from model has {vocab_size} tokens; make the records with the "
+            f"model's vocabulary (--vocab {where})")
+    if spec.max_seq_length > max_position_embeddings:
+        problems.append(
+            f"seq length: the records have {spec.max_seq_length}, more than the --init-from "
+            f"model's {max_position_embeddings} max positions; make the records with "
+            f"--max-seq-length {max_position_embeddings} (or less)")
+    return problems
 
 
 def check_or_raise(manifest: Manifest | dict, config, num_hosts: int = 1,

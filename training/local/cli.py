@@ -15,12 +15,13 @@ from training.local import checks
 from training.local.options import (
     DEFAULT_VALIDATION_STEPS,
     LocalOptions,
+    apply_preset,
     build_config,
     options_from_args,
 )
 from training.local.trainer import TrainResult, select_strategy, train
 
-__all__ = ["EPILOG", "main", "make_parser"]
+__all__ = ["EPILOG", "add_continue_options", "main", "make_parser"]
 
 CPU_STEPS_WARNING = 10_000  # more steps than this on a CPU: say how long it may take
 
@@ -40,7 +41,13 @@ the learning rate rises to its peak at the warmup's end, then falls linearly to 
 Make the records with `bertjp pretraining-data --preset v3-cc100` (seq 128, 19
 predictions, as --data cc100 expects) or `--preset v3-wikipedia` (seq 512, 76: --data
 wikipedia); the preflight names any difference and the flag that fixes it (e.g.
---max-predictions-per-seq 20 for records made with pretraining-data's default of 20)."""
+--max-predictions-per-seq 20 for records made with pretraining-data's default of 20).
+
+Continued pretraining (--init-from DIR, a transformers BERT directory or a model dir):
+  bertjp train local --input 'out/domain/data-*.tfrecord.gz' --init-from models/bert-ja \
+      --preset continue --epochs 2 --model-dir out/model/domain
+The records must be made with the model's vocabulary (pretraining-data --vocab DIR) and
+fit its max positions; the step counter starts at 0 (weights only)."""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -60,21 +67,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", metavar="DIR",
                    help="vocabulary directory (vocab.txt): sets the vocab size and is "
                    "checked against the manifest's checksum (default: the manifest's size)")
-    p.add_argument("--size", default="base",
+    p.add_argument("--size", default=None,
                    help="model size: base, large, tiny, mini, small, medium or L{layers}_H{hidden}"
-                   " (default: base)")
+                   " (default: base; with --init-from the model's own, and a different "
+                   "--size is an error)")
     p.add_argument("--data", choices=("cc100", "wikipedia"), default="cc100",
                    help="training stage: sets seq length, predictions per seq and batch "
                    "(cc100: 128/19/2048, the records of pretraining-data --preset v3-cc100; "
                    "wikipedia: 512/76/512, --preset v3-wikipedia; default: cc100)")
-    p.add_argument("--steps", type=int, default=1_000_000, metavar="N",
-                   help="train until global step N (default: 1,000,000 as the recipe)")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="train until global step N (default: 1,000,000 as the recipe; with "
+                   "--preset continue: from --epochs)")
     _add_optional_numbers(p)
     p.add_argument("--validation-input", metavar="GLOB", action="extend", nargs="+",
                    help="validation shards, several as for --input (default: the training "
                    "shards, as the recipe)")
     p.add_argument("--init-checkpoint", default="", metavar="PATH",
                    help="start from these weights (e.g. the cc100 stage's model dir)")
+    add_continue_options(p)
     p.add_argument("--model-dir", required=True, metavar="DIR",
                    help="checkpoints, TensorBoard summaries and params.yaml go here")
     p.add_argument("--preflight-only", action="store_true",
@@ -85,6 +95,30 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true",
                    help="Model Garden's INFO logs, and tracebacks on errors")
     return p
+
+
+def add_continue_options(p) -> None:
+    """``--init-from``, ``--preset`` and ``--epochs`` (shared with ``bertjp train tpu``)."""
+    from training import configs
+
+    p.add_argument("--init-from", default="", metavar="DIR",
+                   help="continue pretraining from a model: a transformers BERT directory "
+                   "(config.json, weights, vocab.txt; imported into MODEL_DIR/init/) or a "
+                   "Model Garden model dir / checkpoint prefix with its params.yaml. Weights "
+                   "only: training starts at step 0 with a fresh warmup and schedule; the "
+                   "size comes from the model; the records must use its vocabulary and fit "
+                   "its max positions (checked). Excludes --init-checkpoint")
+    p.add_argument("--preset", choices=("continue",), default=None,
+                   help="continue: defaults for continued pretraining (explicit flags win): "
+                   f"peak learning rate {configs.CONTINUE_LEARNING_RATE:g} (a fifth of the "
+                   "from-scratch 1e-4: hfl/Chinese-BERT-wwm advise a much lower rate than "
+                   "1e-4 when continuing), warmup "
+                   f"{configs.CONTINUE_WARMUP_FRACTION * 100:g}%% of the steps (Gururangan et al. "
+                   "2020, Don't Stop Pretraining), steps = ceil(--epochs x the manifest's "
+                   "instances / global batch size)")
+    p.add_argument("--epochs", type=float, default=None, metavar="E",
+                   help="with --preset continue: passes over the records that set the steps "
+                   f"(default: {configs.CONTINUE_EPOCHS:g}; --steps overrides)")
 
 
 def _add_optional_numbers(p: argparse.ArgumentParser) -> None:
@@ -185,7 +219,7 @@ def _preflight_only(groups: list[checks.ManifestGroup], config, problems: list[s
     return 0
 
 
-def _train(options: LocalOptions, config) -> None:
+def _train(options: LocalOptions, config, init=None) -> None:
     """Picks the devices, checks and writes the model dir, trains and reports."""
     from training import configs
 
@@ -193,9 +227,65 @@ def _train(options: LocalOptions, config) -> None:
     if options.print_config:
         print(configs.to_yaml(config), end="")
     checks.check_model_dir(config, options.model_dir)
+    if init is not None:
+        _start_from(options, config, init)
     checks.write_params(config, options.model_dir)
     _announce(options, config, where)
     _finish(train(config, options.model_dir), options.model_dir)
+
+
+def _start_from(options: LocalOptions, config, init) -> None:
+    """Sets ``task.init_checkpoint`` to the ``--init-from`` model (a transformers
+    directory is imported into MODEL_DIR/init/ first); a resumed run needs neither."""
+    import tensorflow as tf
+
+    from training.local import init_from
+
+    if tf.train.latest_checkpoint(options.model_dir):
+        return  # Model Garden resumes the model dir; init_checkpoint is not read
+    target = os.path.join(options.model_dir, init_from.INIT_SUBDIR)
+    if init.kind == "transformers":
+        print(f"importing {init.path} into {target}", flush=True)
+    checkpoint = init_from.import_into(init, target)
+    config.override({"task": {"init_checkpoint": checkpoint}}, is_strict=True)
+    print(f"starting from the weights of {checkpoint} (step 0, fresh optimizer and "
+          "schedule)", flush=True)
+
+
+def _init_source(options: LocalOptions):
+    """The ``--init-from`` model (None without it), and the options with its size."""
+    import dataclasses
+
+    from training.local import init_from
+
+    if not options.init_from:
+        return None, options
+    init = init_from.resolve(options.init_from)
+    size = init_from.size_for(init, options.size if options.size_given else None)
+    if os.path.abspath(init.path) == os.path.abspath(options.model_dir.rstrip("/")):
+        raise ValueError("--model-dir is the --init-from model dir; use a new --model-dir "
+                         "(continuing there would resume its step counter, not start at 0)")
+    return init, dataclasses.replace(options, size=size)
+
+
+def _init_problems(options: LocalOptions, groups, init) -> list[str]:
+    """The records of every manifest against the ``--init-from`` model."""
+    from training import preflight
+
+    problems = []
+    for path, manifest, _ in groups:
+        found = preflight.init_problems(
+            manifest, init_dir=init.path, vocab_size=init.vocab_size,
+            max_position_embeddings=init.max_position_embeddings, vocab_dir=init.vocab_dir)
+        problems += [f"{path}: {p}" for p in found] if len(groups) > 1 else found
+    return problems
+
+
+def _instances(groups) -> int:
+    """Instances of all the records (the manifests' counts)."""
+    from bertjp.manifest import records_spec
+
+    return sum(records_spec(manifest).instances for _, manifest, _ in groups)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,8 +297,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     options = options_from_args(make_parser().parse_args(argv))
     _setup_logging(options.verbose)
+    init, options = _init_source(options)
     groups = checks.load_manifests(options)
-    config = build_config(options, checks.vocab_size(options, groups[0][1]))
+    if init is not None:
+        init_problems = _init_problems(options, groups, init)
+        if init_problems:
+            _report_problems(init_problems)
+            return 1
+    if options.preset:
+        options = apply_preset(options, _instances(groups))
+        print(f"preset {options.preset}: {options.steps:,} steps, peak learning rate "
+              f"{options.overrides.learning_rate:g}, warmup {options.overrides.warmup_steps} "
+              "steps", flush=True)
+    if init is None:
+        config = build_config(options, checks.vocab_size(options, groups[0][1]))
+    else:
+        config = build_config(options, init.vocab_size, init.max_position_embeddings)
+        if init.kind == "checkpoint":  # a transformers directory: set after its import
+            config.override({"task": {"init_checkpoint": init.checkpoint}}, is_strict=True)
     _warn_warmup(options)
     problems = checks.preflight_problems(options, groups, config)
     if options.preflight_only:
@@ -216,5 +322,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         _report_problems(problems)
         return 1
-    _train(options, config)
+    _train(options, config, init)
     return 0

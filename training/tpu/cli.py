@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from training.local.cli import add_continue_options
 from training.tpu.executor import Executor
 from training.tpu.options import DEFAULT_ACCELERATOR, options_from_args
 from training.tpu.plan import build_plan, print_plan
@@ -41,6 +42,11 @@ Resuming: Model Garden resumes from the latest checkpoint in a stage's model dir
 running the same command again continues; a stage whose checkpoint is already at its
 train steps is skipped. Stage dirs: MODEL_DIR/stage1-cc100, MODEL_DIR/stage2-wikipedia
 (stage 2 starts from stage 1's weights: task.init_checkpoint = MODEL_DIR/stage1-cc100).
+Continued pretraining (--init-from DIR, a transformers BERT directory or a model dir /
+checkpoint): one stage, not the two-stage recipe (the stage of the data flag given, or
+--stages). The checkpoint (a transformers directory is imported here first) is staged to
+MODEL_DIR/init/ and the stage starts from it at step 0 (task.init_checkpoint); the
+preflight checks the records' vocabulary and seq length against the model.
 Multi-host slices (v3-32, ...) are planned (preflight counts their hosts; training starts
 on worker 0) but have not been tried on a real pod."""
 
@@ -102,9 +108,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocab-size", type=int, default=0, metavar="N",
                    help="vocab size without reading --vocab (in --dry-run with a gs:// vocab "
                    "the default is the released v3 size of --subword: 32768 or 7027)")
-    g.add_argument("--size", default="base",
+    g.add_argument("--size", default=None,
                    help="model size: base, large, tiny, mini, small, medium or L{layers}_H{hidden}"
-                   " (default: base)")
+                   " (default: base; with --init-from the model's own)")
     g.add_argument("--subword", choices=("wordpiece", "character"), default="wordpiece",
                    help="subword type of the vocabulary (default: wordpiece)")
     g.add_argument("--model-dir", required=True, metavar="gs://BUCKET/models/NAME",
@@ -115,9 +121,13 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="steps per stage: one number for every stage, or two for stage 1 and "
                    "stage 2, also as --train-steps N --train-steps N2 (default: 1000000 "
                    "each, as the recipe)")
-    g.add_argument("--warmup-steps", type=int, default=10_000, metavar="N",
+    g.add_argument("--warmup-steps", type=int, default=None, metavar="N",
                    help="linear warmup steps of each stage, at most 10%% of its train steps "
-                   "(default: 10000)")
+                   "(default: 10000; --preset continue: its share of the steps)")
+    g.add_argument("--learning-rate", type=float, default=None, metavar="X",
+                   help="peak learning rate (default: 1e-4, 5e-5 for large; --preset "
+                   "continue: its rate)")
+    add_continue_options(g)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

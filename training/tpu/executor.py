@@ -25,8 +25,8 @@ CREATE_TIMEOUT_S = 1800
 READY_TIMEOUT_S = 1800
 READY_POLL_S = 30
 # Skipped when every stage is complete, and when their stage is:
-_SETUP_STEPS = (steps.BuildPackage, steps.CopyPackage, steps.CreateNode, steps.WaitReady,
-                steps.Install)
+_SETUP_STEPS = (steps.InitCheckpoint, steps.BuildPackage, steps.CopyPackage, steps.CreateNode,
+                steps.WaitReady, steps.Install)
 _STAGE_STEPS = (steps.RunStage, steps.Poll)
 
 
@@ -89,7 +89,7 @@ class Executor:
             steps.CopyPackage: self._do_local, steps.CreateNode: self._do_create,
             steps.WaitReady: self._do_wait, steps.Install: self._do_remote,
             steps.RunStage: self._do_remote, steps.Poll: self._do_follow,
-            steps.DeleteNode: self._do_delete}
+            steps.DeleteNode: self._do_delete, steps.InitCheckpoint: self._do_init}
 
     def say(self, message: str) -> None:
         """One progress line."""
@@ -173,6 +173,11 @@ class Executor:
         problems = preflight.check(manifest, step.stage.config, num_hosts=step.hosts,
                                    vocab_dir=self.plan.options.vocab)
         problems += _subword_problem(manifest, self.plan.options.subword)
+        init = self.plan.options.init
+        if init is not None:
+            problems += preflight.init_problems(
+                manifest, init_dir=init.path, vocab_size=init.vocab_size,
+                max_position_embeddings=init.max_position_embeddings, vocab_dir=init.vocab_dir)
         flag = STAGE_DEFS[step.stage.number].flag
         problems += preflight.file_problems([(step.manifest, manifest, [step.pattern])], flag)
         for problem in problems:
@@ -215,6 +220,31 @@ class Executor:
         """Builds the sdist into its (new) directory."""
         os.makedirs(step.mkdir, exist_ok=True)
         self._do_local(step, cwd=step.cwd)
+
+    def _do_init(self, step: steps.InitCheckpoint) -> None:
+        """Imports a transformers directory (when it is one), writes a ``checkpoint``
+        state file naming the checkpoint and copies both to ``MODEL_DIR/init/``."""
+        import tensorflow as tf
+
+        os.makedirs(step.local_dir, exist_ok=True)
+        prefix = step.checkpoint
+        if step.source_kind == "transformers":
+            from training.importer import import_model  # imported when used
+
+            prefix = str(import_model(step.source, os.path.join(step.local_dir, "import"),
+                                      overwrite=True, log=self.say).checkpoint)
+        files = sorted(tf.io.gfile.glob(prefix + ".*"))
+        if not files:
+            raise RuntimeError(f"no checkpoint files {prefix}.* to stage")
+        name = os.path.basename(prefix)
+        state = os.path.join(step.local_dir, "checkpoint")
+        with open(state, "w", encoding="utf-8") as f:
+            f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+        argv = ["gcloud", "storage", "cp", *files, state, step.target + "/"]
+        result = self.runner(argv)
+        if result.returncode != 0:
+            raise RuntimeError(f"{step.title} failed with exit code {result.returncode}: "
+                               f"{shlex.join(argv)}")
 
     def _do_local(self, step: steps.BuildPackage | steps.CopyPackage,
                   cwd: str | None = None) -> None:

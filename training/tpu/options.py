@@ -72,6 +72,11 @@ class TpuOptions:
       dry_run: print the plan instead of running it (``--dry-run``).
       vocab_size_assumed: ``vocab_size`` is the released size of ``subword``, not
         counted from ``vocab`` (a dry run with a gs:// vocabulary).
+      init: the ``--init-from`` model (:class:`training.local.init_from.InitSource`):
+        one stage, started from its weights staged to ``MODEL_DIR/init/``; None: the
+        recipe's stages.
+      learning_rate: peak learning rate (None: the recipe's for ``size``).
+      max_position_embeddings: the encoder's position table (None: the recipe's 512).
     """
 
     project: str
@@ -101,6 +106,9 @@ class TpuOptions:
     source_dir: str = _SOURCE_DIR
     dry_run: bool = False
     vocab_size_assumed: bool = False
+    init: object = None
+    learning_rate: float | None = None
+    max_position_embeddings: int | None = None
 
 
 def hosts_of(accelerator_type: str) -> int:
@@ -227,24 +235,93 @@ def _vocab_size(args: argparse.Namespace) -> tuple[int, bool]:
     return configs.vocab_size_of(args.vocab), False
 
 
+def _init_stage(args: argparse.Namespace) -> tuple[int, ...]:
+    """The one stage of an ``--init-from`` run: ``--stages`` or the data flag given.
+
+    Raises:
+      ValueError: unless exactly one stage is chosen.
+    """
+    if args.stages:
+        stages = _parse_stages(_joined(args.stages, ""))
+    else:
+        stages = tuple(n for n, d in ((1, args.cc100_data), (2, args.wikipedia_data)) if d)
+    if len(stages) != 1:
+        raise ValueError("--init-from trains one stage from the model's weights; give one of "
+                         "--cc100-data and --wikipedia-data, or choose it with --stages 1 or "
+                         "--stages 2")
+    return stages
+
+
+def _preset_steps(args: argparse.Namespace, stage: int) -> int:
+    """``--preset continue``'s steps: ceil(--epochs x the stage manifest's instances /
+    the stage's global batch)."""
+    from bertjp.manifest import records_spec
+    from training import configs, preflight
+
+    prefix = args.cc100_data if stage == 1 else args.wikipedia_data
+    try:
+        manifest = preflight.load_manifest(prefix)
+    except Exception as err:  # noqa: BLE001 - say which flag avoids reading it
+        raise ValueError(f"--preset continue reads the instance count of "
+                         f"{preflight.manifest_path(prefix)} ({err}); or pass --train-steps"
+                         ) from None
+    epochs = configs.CONTINUE_EPOCHS if args.epochs is None else args.epochs
+    return configs.continue_steps(epochs, records_spec(manifest).instances,
+                                  configs.DATA[STAGE_DEFS[stage].data].global_batch_size)
+
+
+def _continue_settings(args: argparse.Namespace, stages: tuple[int, ...]
+                       ) -> tuple[dict[int, int], int, float | None]:
+    """(train steps, warmup steps, learning rate): the flags, filled in by ``--preset``."""
+    from training import configs
+
+    steps = _parse_train_steps(_joined(args.train_steps, ""))
+    warmup, rate = args.warmup_steps, args.learning_rate
+    if args.epochs is not None and args.preset != "continue":
+        raise ValueError("--epochs sets the steps of --preset continue; pass --preset continue "
+                         "or --train-steps")
+    if args.preset != "continue":
+        return steps, 10_000 if warmup is None else warmup, rate
+    if not steps:
+        if len(stages) != 1:
+            raise ValueError("--preset continue derives the steps of one stage; choose it "
+                             "with --stages or pass --train-steps")
+        steps = {n: _preset_steps(args, stages[0]) for n in STAGE_DEFS}
+    if warmup is None:
+        warmup = configs.continue_warmup(min(steps[n] for n in stages))
+    return steps, warmup, configs.CONTINUE_LEARNING_RATE if rate is None else rate
+
+
 def options_from_args(args: argparse.Namespace) -> TpuOptions:
-    """Validated :class:`TpuOptions` of parsed arguments (reads --vocab for its size).
+    """Validated :class:`TpuOptions` of parsed arguments (reads --vocab for its size;
+    with ``--init-from`` the model's metadata, with ``--preset continue`` the manifest).
 
     Raises:
       ValueError: for invalid values, naming the flag.
     """
     from training import configs
+    from training.local import init_from
 
-    configs.model_size(args.size)
+    size = args.size or "base"
+    configs.model_size(size)
     accelerator = args.accelerator_type
     hosts_of(accelerator)
-    vocab_size, assumed = _vocab_size(args)
+    init = None
+    if args.init_from:
+        init = init_from.resolve(args.init_from)
+        size = init_from.size_for(init, args.size)
+        stages = _init_stage(args)
+        vocab_size, assumed = init.vocab_size, False
+    else:
+        stages = _parse_stages(_joined(args.stages, "1,2"))
+        vocab_size, assumed = _vocab_size(args)
+    train_steps, warmup, rate = _continue_settings(args, stages)
     options = TpuOptions(
         project=args.project, zone=args.zone, model_dir=args.model_dir, vocab=args.vocab,
         vocab_size=vocab_size, data={1: args.cc100_data, 2: args.wikipedia_data},
-        stages=_parse_stages(_joined(args.stages, "1,2")), size=args.size,
-        subword=args.subword, train_steps=_parse_train_steps(_joined(args.train_steps, "")),
-        warmup_steps=args.warmup_steps,
+        stages=stages, size=size, init=init, learning_rate=rate,
+        max_position_embeddings=init.max_position_embeddings if init else None,
+        subword=args.subword, train_steps=train_steps, warmup_steps=warmup,
         tpu_name=args.tpu_name or default_tpu_name(args.model_dir),
         accelerator_type=accelerator,
         runtime_version=args.runtime_version or default_runtime_version(accelerator),

@@ -23,6 +23,7 @@ from training.tpu.steps import (
     CopyPackage,
     CreateNode,
     DeleteNode,
+    InitCheckpoint,
     Install,
     Plan,
     Poll,
@@ -36,6 +37,7 @@ from training.tpu.steps import (
 
 __all__ = [
     "CLOUD_PLATFORM",
+    "INIT_DIR",
     "LAUNCHER_DIR",
     "build_plan",
     "create_request",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 LAUNCHER_DIR = "_launcher"  # under --model-dir: the uploaded package
+INIT_DIR = "init"  # under --model-dir: the --init-from checkpoint, staged
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -92,9 +95,14 @@ def _stage_config(options: TpuOptions, number: int, init: str):
 
     pattern = shard_pattern(options.data[number])
     steps = options.train_steps.get(number, DEFAULT_TRAIN_STEPS)
+    extra = {}
+    if options.learning_rate is not None:
+        extra["learning_rate"] = options.learning_rate
+    if options.max_position_embeddings is not None:
+        extra["max_position_embeddings"] = options.max_position_embeddings
     config = configs.experiment_config(
         options.size, options.vocab_size, STAGE_DEFS[number].data, pattern,
-        train_steps=steps, warmup_steps=options.warmup_steps, init_checkpoint=init)
+        train_steps=steps, warmup_steps=options.warmup_steps, init_checkpoint=init, **extra)
     tpu = "local" if hosts_of(options.accelerator_type) == 1 else options.tpu_name
     config.override({"runtime": {"distribution_strategy": "tpu", "tpu": tpu}}, is_strict=True)
     return config, steps
@@ -109,6 +117,8 @@ def plan_stages(options: TpuOptions) -> list[Stage]:
     for number in options.stages:
         model_dir = f"{root}/{STAGE_DEFS[number].subdir}"
         init = f"{root}/{STAGE_DEFS[1].subdir}" if number == 2 else ""
+        if options.init is not None:
+            init = f"{root}/{INIT_DIR}"  # the staged --init-from checkpoint
         config, steps = _stage_config(options, number, init)
         stages.append(Stage(number, STAGE_DEFS[number].data, options.data[number], model_dir,
                             steps, init, config, configs.to_yaml(config)))
@@ -196,12 +206,29 @@ def _status_steps(options: TpuOptions, stages: list[Stage]) -> list[Step]:
         CheckpointStatus(title=f"checkpoint of {s.label}: skip it when at step "
                          f"{s.train_steps:,}", argv=remote.checkpoint_argv(s.model_dir), stage=s)
         for s in stages]
-    if 2 in options.stages and 1 not in options.stages:
+    if 2 in options.stages and 1 not in options.stages and options.init is None:
         init = stages[-1].init_checkpoint
         steps.append(RequireCheckpoint(
             title=f"stage 2 starts from stage 1: {init} must hold a checkpoint",
             argv=remote.checkpoint_argv(init), stage=stages[-1]))
     return steps
+
+
+def _init_steps(options: TpuOptions) -> list[Step]:
+    """``--init-from``: stage the model's checkpoint to MODEL_DIR/init/."""
+    init = options.init
+    if init is None:
+        return []
+    target = f"{options.model_dir.rstrip('/')}/{INIT_DIR}"
+    local = os.path.join(tempfile.gettempdir(), f"bertjp-init-{options.tpu_name}")
+    prefix = init.checkpoint or f"{local}/import/CHECKPOINT"
+    what = "import " + init.path + " and stage it" if init.kind == "transformers" else (
+        f"stage {init.checkpoint}")
+    return [InitCheckpoint(
+        title=f"--init-from: {what} to {target}/ (weights only, training starts at step 0)",
+        argv=["gcloud", "storage", "cp", f"{prefix}.*", f"{local}/checkpoint", target + "/"],
+        source=init.path, source_kind=init.kind, checkpoint=init.checkpoint, local_dir=local,
+        target=target)]
 
 
 def _vm_steps(options: TpuOptions) -> list[Step]:
@@ -240,6 +267,7 @@ def build_plan(options: TpuOptions) -> Plan:
     if options.preflight_only:
         return Plan(options, steps, stages)
     steps += _status_steps(options, stages)
+    steps += _init_steps(options)
     package_steps, install, constraints = _package_steps(options)
     steps += package_steps + _vm_steps(options)
     steps.append(Install(

@@ -21,6 +21,7 @@ __all__ = [
     "CopyPackage",
     "CreateNode",
     "DeleteNode",
+    "InitCheckpoint",
     "Install",
     "Plan",
     "Poll",
@@ -156,6 +157,28 @@ class CopyPackage(_Command):
     """Copies the package (and constraints) to Cloud Storage."""
 
     kind: ClassVar[str] = "local"
+
+
+@dataclasses.dataclass(frozen=True)
+class InitCheckpoint(_Command):
+    """``--init-from``: stages the model's checkpoint to ``target`` (``MODEL_DIR/init``)
+    with a ``checkpoint`` state file naming it; a transformers directory (``source_kind``
+    ``transformers``) is imported into ``local_dir`` first. ``argv`` is the copy as
+    planned (the files are listed when the step runs)."""
+
+    kind: ClassVar[str] = "init"
+    source: str
+    source_kind: str
+    checkpoint: str
+    local_dir: str
+    target: str
+
+    def _detail_lines(self) -> list[str]:
+        lines = []
+        if self.source_kind == "transformers":
+            lines.append(f"training.importer.import_model({self.source!r}, "
+                         f"{self.local_dir + '/import'!r})")
+        return [*lines, shlex.join(self.argv)]
 
 
 @dataclasses.dataclass(frozen=True)
