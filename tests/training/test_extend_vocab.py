@@ -274,3 +274,12 @@ def test_a_model_without_tokenizer_config_gets_one(model_dir, tmp_path):
     with pytest.raises(ValueError, match="extend-vocab adds WordPiece tokens"):
         ev.extend_vocab(bare, tmp_path / "out2", WORDS[:1], log=lambda _: None)
     assert not (tmp_path / "out2").exists()
+    # ... and pass train's --init-from preflight against the extended model
+    from training import preflight
+
+    assert preflight.init_problems(manifest, init_dir=str(out), vocab_size=OLD_SIZE + 2,
+                                   max_position_embeddings=512, vocab_dir=str(out)) == []
+    original = preflight.init_problems(manifest, init_dir="old", vocab_size=OLD_SIZE,
+                                       max_position_embeddings=512,
+                                       vocab_dir=str(VOCAB_DIR))
+    assert len(original) == 1 and "another vocabulary" in original[0]
