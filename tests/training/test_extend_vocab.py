@@ -198,6 +198,15 @@ def test_pretraining_data_uses_the_new_ids(appended, tmp_path):
                     seen.update(features["input_word_ids"][1])
                     seen.update(features["masked_lm_ids"][1])
     assert {OLD_SIZE, 5, 6} <= seen  # Kubernetes (appended), [unused0], [unused1] slots
+    # ... and pass train's --init-from preflight against the extended model
+    from training import preflight
+
+    assert preflight.init_problems(manifest, init_dir=str(out), vocab_size=OLD_SIZE + 2,
+                                   max_position_embeddings=512, vocab_dir=str(out)) == []
+    original = preflight.init_problems(manifest, init_dir="old", vocab_size=OLD_SIZE,
+                                       max_position_embeddings=512,
+                                       vocab_dir=str(VOCAB_DIR))
+    assert len(original) == 1 and "another vocabulary" in original[0]
 
 
 def test_corpus_top_k_adds_the_most_frequent_split_words(model_dir, tokenizer, tmp_path):
@@ -274,12 +283,3 @@ def test_a_model_without_tokenizer_config_gets_one(model_dir, tmp_path):
     with pytest.raises(ValueError, match="extend-vocab adds WordPiece tokens"):
         ev.extend_vocab(bare, tmp_path / "out2", WORDS[:1], log=lambda _: None)
     assert not (tmp_path / "out2").exists()
-    # ... and pass train's --init-from preflight against the extended model
-    from training import preflight
-
-    assert preflight.init_problems(manifest, init_dir=str(out), vocab_size=OLD_SIZE + 2,
-                                   max_position_embeddings=512, vocab_dir=str(out)) == []
-    original = preflight.init_problems(manifest, init_dir="old", vocab_size=OLD_SIZE,
-                                       max_position_embeddings=512,
-                                       vocab_dir=str(VOCAB_DIR))
-    assert len(original) == 1 and "another vocabulary" in original[0]
