@@ -7,7 +7,6 @@ steps and the TPU plan are checked without training.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -17,24 +16,9 @@ import pytest
 import yaml
 
 from bertjp.manifest import records_spec
-from pipelines import pretraining_data
-from tests.conftest import REFERENCE
-from training import configs, local, preflight, tpu
+from tests.training.test_local import VOCAB_DIR, _progress, _run
+from training import configs, preflight, tpu
 from training.local import init_from
-
-CORPUS = REFERENCE / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz"
-VOCAB_DIR = REFERENCE / "vocab" / "wordpiece_unidic_lite"
-PROGRESS = re.compile(r"^progress \| step\s+(\d+)/(\d+) \| loss ([\d.]+) \|", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Prefix of two small real shards (and their manifest), seq 128, 20 predictions."""
-    prefix = tmp_path_factory.mktemp("ptd") / "data"
-    pretraining_data.run(["--input", str(CORPUS), "--vocab", str(VOCAB_DIR),
-                          "--output", str(prefix), "--num-shards", "2", "--dupe-factor", "1",
-                          "--max-seq-length", "128", "--max-predictions-per-seq", "20"])
-    return prefix
 
 
 def _args(prefix, model_dir, *extra):
@@ -42,17 +26,6 @@ def _args(prefix, model_dir, *extra):
             "--global-batch-size", "16", "--steps-per-loop", "1", "--checkpoint-interval",
             "100", "--summary-interval", "100", "--validation-steps", "0",
             "--model-dir", str(model_dir), *map(str, extra)]
-
-
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = local.main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _progress(stdout):
-    return [(int(s), int(t), float(loss)) for s, t, loss in PROGRESS.findall(stdout)]
 
 
 @pytest.fixture(scope="module")

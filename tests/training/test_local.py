@@ -13,24 +13,12 @@ import shlex
 import pytest
 import yaml
 
-from pipelines import pretraining_data
 from tests.conftest import REFERENCE
 from training import local
 
-CORPUS = REFERENCE / "make_corpus_wiki" / "corpus.unidic_lite.txt.gz"
 VOCAB_DIR = REFERENCE / "vocab" / "wordpiece_unidic_lite"
 PROGRESS = re.compile(r"^progress \| step\s+(\d+)/(\d+) \| loss ([\d.]+) \|.*steps/s \| ETA ",
                       re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Prefix of two small real shards (and their manifest)."""
-    prefix = tmp_path_factory.mktemp("ptd") / "data"
-    pretraining_data.run(["--input", str(CORPUS), "--vocab", str(VOCAB_DIR),
-                          "--output", str(prefix), "--num-shards", "2", "--dupe-factor", "1",
-                          "--max-seq-length", "128", "--max-predictions-per-seq", "20"])
-    return prefix
 
 
 def _args(prefix, model_dir, *extra):
